@@ -1,0 +1,1 @@
+"""salesjax: monthly revenue forecasting with a functional JAX LSTM."""

@@ -1,0 +1,174 @@
+"""Typed, frozen mirrors of params.yaml: no defaults in code, unknown or missing keys are errors."""
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from salesjax.errors import SalesjaxError
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class PanelColumns:
+    """Column names of a monthly panel input."""
+
+    month: str
+    store: str
+    category: str
+    revenue: str
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DataConfig:
+    """Where the raw input is and how to read it."""
+
+    format: typing.Literal["transactions", "panel"]
+    path: str
+    counterfactual_path: str | None
+    target: typing.Literal["observed", "counterfactual"]
+    date_format: str
+    min_year: int
+    max_year: int
+    max_rejected_fraction: float
+    panel_columns: PanelColumns
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SplitConfig:
+    """Training and test months, inclusive, as YYYY-MM."""
+
+    train_start: str
+    train_end: str
+    test_start: str
+    test_end: str
+
+    def months(self) -> tuple[pd.Period, pd.Period, pd.Period, pd.Period]:
+        """The four boundaries as monthly periods."""
+        return tuple(
+            pd.Period(v, "M") for v in (self.train_start, self.train_end, self.test_start, self.test_end)
+        )
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ModelConfig:
+    """Shape of the LSTM forecaster."""
+
+    context: int
+    horizon: int
+    hidden_size: int
+    num_layers: int
+    dropout: float
+    store_embedding: int
+    category_embedding: int
+    quantiles: tuple[float, ...]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    """Optimisation, early stopping and the seed ensemble."""
+
+    loss: typing.Literal["pinball", "mse"]
+    seed: int
+    ensemble_size: int
+    learning_rate: float
+    weight_decay: float
+    clip_norm: float
+    warmup_steps: int
+    batch_size: int
+    max_epochs: int
+    patience: int
+    validation_months: int
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class EvaluateConfig:
+    """Settings of the baselines and metrics."""
+
+    season_length: int
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Config:
+    """All of params.yaml."""
+
+    data: DataConfig
+    split: SplitConfig
+    model: ModelConfig
+    train: TrainConfig
+    evaluate: EvaluateConfig
+
+
+def _build(cls: type, raw: object, where: str):
+    """Build dataclass `cls` from a YAML mapping, checking keys and scalar types."""
+    if not isinstance(raw, dict):
+        raise SalesjaxError(f"params: '{where}' must be a mapping")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    if unknown := sorted(set(raw) - set(fields)):
+        raise SalesjaxError(f"params: unknown key '{where}.{unknown[0]}'")
+    if missing := [name for name in fields if name not in raw]:
+        raise SalesjaxError(f"params: missing key '{where}.{missing[0]}'")
+    return cls(**{name: _coerce(hints[name], raw[name], f"{where}.{name}") for name in fields})
+
+
+def _coerce(hint, value, where: str):
+    """Check one value against its annotation, converting lists to tuples and ints to floats."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, where)
+    if origin in (types.UnionType, typing.Union):
+        if value is None and type(None) in args:
+            return None
+        return _coerce(next(a for a in args if a is not type(None)), value, where)
+    if origin is typing.Literal:
+        if value not in args:
+            raise SalesjaxError(f"params: '{where}' must be one of {list(args)}, got {value!r}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise SalesjaxError(f"params: '{where}' must be a list")
+        return tuple(_coerce(args[0], v, where) for v in value)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+        raise SalesjaxError(f"params: '{where}' must be {hint.__name__}, got {value!r}")
+    return value
+
+
+def _check(cfg: Config) -> None:
+    """Cross-field rules that a single type cannot express."""
+    try:
+        train_start, train_end, test_start, test_end = cfg.split.months()
+    except ValueError as exc:
+        raise SalesjaxError(f"params: split months must be YYYY-MM ({exc})") from None
+    if not train_start <= train_end < test_start <= test_end:
+        raise SalesjaxError("params: split must satisfy train_start <= train_end < test_start <= test_end")
+    if (test_end - test_start).n + 1 > cfg.model.horizon:
+        raise SalesjaxError("params: the test period is longer than model.horizon")
+    if cfg.train.loss == "mse" and cfg.model.quantiles != (0.5,):
+        raise SalesjaxError("params: train.loss 'mse' forecasts one value: set model.quantiles to [0.5]")
+    if list(cfg.model.quantiles) != sorted(set(cfg.model.quantiles)) or 0.5 not in cfg.model.quantiles:
+        raise SalesjaxError("params: model.quantiles must be increasing, distinct and include 0.5")
+    if not all(0.0 < q < 1.0 for q in cfg.model.quantiles):
+        raise SalesjaxError("params: model.quantiles must lie strictly between 0 and 1")
+
+
+def parse_config(raw: object) -> Config:
+    """Validate a params mapping (as read from YAML) into a Config."""
+    cfg = _build(Config, raw, "params")
+    _check(cfg)
+    return cfg
+
+
+def load_config(path: Path = Path("params.yaml")) -> Config:
+    """Read and validate params.yaml."""
+    try:
+        raw = yaml.safe_load(Path(path).read_text())
+    except OSError as exc:
+        raise SalesjaxError(f"cannot read params file {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise SalesjaxError(f"params file {path} is not valid YAML: {exc}".splitlines()[0]) from None
+    return parse_config(raw)
