@@ -146,8 +146,8 @@ def _check(cfg: Config) -> None:
         raise SalesjaxError(f"params: split months must be YYYY-MM ({exc})") from None
     if not train_start <= train_end < test_start <= test_end:
         raise SalesjaxError("params: split must satisfy train_start <= train_end < test_start <= test_end")
-    if (test_end - test_start).n + 1 > cfg.model.horizon:
-        raise SalesjaxError("params: the test period is longer than model.horizon")
+    if (test_end - train_end).n > cfg.model.horizon:
+        raise SalesjaxError("params: the months from split.train_end to split.test_end exceed model.horizon")
     if cfg.train.loss == "mse" and cfg.model.quantiles != (0.5,):
         raise SalesjaxError("params: train.loss 'mse' forecasts one value: set model.quantiles to [0.5]")
     if list(cfg.model.quantiles) != sorted(set(cfg.model.quantiles)) or 0.5 not in cfg.model.quantiles:

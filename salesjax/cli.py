@@ -1,0 +1,119 @@
+"""`salesjax <command>`: argv -> config -> one function call. The only module that sees argv.
+
+Exit codes: 0 success, 1 the command ran but found problems (e.g. rows quarantined), 2 a usage,
+configuration or file-level error, printed as one `error: ...` line on stderr, never a traceback.
+"""
+
+import argparse
+import sys
+import typing
+from collections.abc import Callable
+from pathlib import Path
+
+from salesjax import stages
+from salesjax.config import Config, load_config
+from salesjax.data.schema import (
+    Validated,
+    read_table,
+    validate_panel,
+    validate_transactions,
+    write_table,
+)
+from salesjax.errors import SalesjaxError
+
+
+class Command(typing.NamedTuple):
+    """One subcommand: its help line, how it adds its arguments, and what it runs."""
+
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+def _validate_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `salesjax validate`."""
+    parser.add_argument("path", type=Path, help="raw input, .csv or .parquet")
+    parser.add_argument("--format", choices=["transactions", "panel"], help="default: data.format")
+    parser.add_argument("--date-format", help="strptime format of SalesDate; default: data.date_format")
+    parser.add_argument("--quarantine", type=Path, help="write rejected rows here (.csv or .parquet)")
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="params file")
+
+
+def _validate(args: argparse.Namespace) -> int:
+    """Check a raw file against the data contract; exit 1 when any row is quarantined.
+
+    `--quarantine` is written even for a clean file (header only), so the output always exists.
+    """
+    cfg = load_config(args.params).data
+    fmt = args.format or cfg.format
+    if fmt == "panel" and args.date_format is not None:
+        raise SalesjaxError("--date-format applies to transactions, not to a panel")
+    table = read_table(args.path)
+    if fmt == "transactions":
+        date_format = args.date_format or cfg.date_format
+        result = validate_transactions(
+            table, date_format=date_format, min_year=cfg.min_year, max_year=cfg.max_year
+        )
+    else:
+        result = validate_panel(table, cfg.panel_columns)
+    if args.quarantine is not None:
+        write_table(result.quarantined, args.quarantine)
+    print(_summary(result))
+    return 1 if result.counts else 0
+
+
+def _summary(result: Validated) -> str:
+    """One `reason: count` line per reason that occurred, then the row totals."""
+    lines = [f"{reason}: {n}" for reason, n in result.counts.items()]
+    n_kept, n_bad = len(result.kept), len(result.quarantined)
+    lines.append(f"rows: {n_kept + n_bad} in, {n_kept} kept, {n_bad} quarantined")
+    return "\n".join(lines)
+
+
+def _params_argument(parser: argparse.ArgumentParser) -> None:
+    """The only argument of a pipeline stage: which params file to read."""
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="params file")
+
+
+def _stage(function: Callable[[Config], None]) -> Callable[[argparse.Namespace], int]:
+    """Wrap a stage function as a command: load params, run, exit 0."""
+
+    def run(args: argparse.Namespace) -> int:
+        function(load_config(args.params))
+        return 0
+
+    return run
+
+
+COMMANDS: dict[str, Command] = {
+    "validate": Command("check a raw file against the data contract", _validate_arguments, _validate),
+    "prepare": Command(
+        "DVC stage: validate, aggregate, calendar features", _params_argument, _stage(stages.prepare)
+    ),
+    "train": Command(
+        "DVC stage: train the LSTM and its seed ensemble", _params_argument, _stage(stages.run_train)
+    ),
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    """The top-level parser with one subparser per entry of COMMANDS."""
+    parser = argparse.ArgumentParser(prog="salesjax", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="command")
+    for name, command in COMMANDS.items():
+        command.add_arguments(sub.add_parser(name, help=command.help, description=command.help))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command and return its exit code; user-facing errors become `error: ...`, code 2."""
+    args = _parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command].run(args)
+    except SalesjaxError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

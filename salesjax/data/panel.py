@@ -1,0 +1,120 @@
+"""The monthly store x category panel every model reads, as a long table and as dense arrays."""
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+
+from salesjax.config import SplitConfig
+from salesjax.errors import SalesjaxError
+
+KEYS = ["store", "category"]
+
+
+def monthly_revenue(transactions: pd.DataFrame) -> pd.DataFrame:
+    """Sum validated transactions into (month, store, category, revenue) rows."""
+    frame = pd.DataFrame(
+        {
+            "month": transactions["SalesDate"].dt.to_period("M"),
+            "store": transactions["StoreId"],
+            "category": transactions["ProductCategory"],
+            "revenue": transactions["Revenue"],
+        }
+    )
+    return frame.groupby(["month", *KEYS], as_index=False, sort=True)["revenue"].sum()
+
+
+def _grid(series: pd.DataFrame, months: pd.PeriodIndex) -> pd.DataFrame:
+    """Every series crossed with every month, ordered by series then month."""
+    index = pd.MultiIndex.from_product([range(len(series)), months], names=["series", "month"])
+    grid = index.to_frame(index=False)
+    return pd.concat([series.iloc[grid["series"]].reset_index(drop=True), grid["month"]], axis=1)
+
+
+def build_panel(
+    monthly: pd.DataFrame,
+    counterfactual: pd.DataFrame | None,
+    split: SplitConfig,
+    *,
+    explicit_zeros: bool,
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Long panel over train_start..test_end with `available`, `observed` and (maybe) `counterfactual`.
+
+    A series is a store x category pair seen in the training months. With `explicit_zeros`
+    (transactions) a month without sales after the series' first sale is a real zero; otherwise (a
+    panel) a month without a row is missing and masked. Pairs seen only in the test months cannot be
+    forecast: they are counted, not silently dropped.
+    """
+    train_start, train_end, _, test_end = split.months()
+    monthly = monthly[(monthly["month"] >= train_start) & (monthly["month"] <= test_end)]
+    in_train = monthly["month"] <= train_end
+    series = monthly.loc[in_train, KEYS].drop_duplicates().sort_values(KEYS, ignore_index=True)
+    if series.empty:
+        raise SalesjaxError(f"no rows fall in the training months {train_start}..{train_end}")
+    test_only = monthly.loc[~in_train, KEYS].drop_duplicates().merge(series, how="left", indicator=True)
+    panel = _grid(series, pd.period_range(train_start, test_end, freq="M"))
+    panel = panel.merge(monthly.rename(columns={"revenue": "observed"}), how="left", on=["month", *KEYS])
+    first = panel.dropna(subset="observed").groupby(KEYS)["month"].min().rename("first")
+    panel = panel.merge(first, on=KEYS)
+    panel["available"] = panel["month"] >= panel["first"]
+    if not explicit_zeros:
+        panel["available"] &= panel["observed"].notna()
+    panel["observed"] = panel["observed"].fillna(0.0).where(panel["available"], 0.0)
+    if counterfactual is not None:
+        cf = counterfactual.rename(columns={"revenue": "cf"})
+        panel = panel.merge(cf, how="left", on=["month", *KEYS])
+        replaced = panel["month"].isin(cf["month"].unique()) & panel["available"]
+        panel["counterfactual"] = panel["observed"].where(~replaced, panel["cf"].fillna(0.0))
+        panel = panel.drop(columns="cf")
+    panel = panel.drop(columns="first")
+    train = panel[panel["month"] <= train_end].groupby(KEYS, sort=False)
+    counts = {
+        "series": len(series),
+        "series_only_in_test": int((test_only["_merge"] == "left_only").sum()),
+        "series_all_zero_in_training": int((train["observed"].sum() == 0).sum()),
+    }
+    panel["month"] = panel["month"].astype(str)
+    return panel, counts
+
+
+@dataclasses.dataclass(frozen=True)
+class Panel:
+    """Dense view of the long panel: S series by M months."""
+
+    months: pd.PeriodIndex  # [M]
+    stores: tuple[str, ...]
+    categories: tuple[str, ...]
+    store: np.ndarray  # i32[S] index into stores
+    category: np.ndarray  # i32[S] index into categories
+    available: np.ndarray  # bool[S,M]
+    worlds: dict[str, np.ndarray]  # world name -> f64[S,M] revenue, 0 where not available
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame) -> "Panel":
+        """Pivot the long panel (rows ordered by series then month) into arrays."""
+        months = pd.PeriodIndex(frame["month"].drop_duplicates(), freq="M")
+        shape = (len(frame) // len(months), len(months))
+        keys = frame[KEYS].iloc[:: len(months)]
+        stores, store = np.unique(keys["store"].to_numpy(str), return_inverse=True)
+        categories, category = np.unique(keys["category"].to_numpy(str), return_inverse=True)
+        worlds = [w for w in ("observed", "counterfactual") if w in frame]
+        return cls(
+            months=months,
+            stores=tuple(stores),
+            categories=tuple(categories),
+            store=store.astype(np.int32),
+            category=category.astype(np.int32),
+            available=frame["available"].to_numpy(bool).reshape(shape),
+            worlds={w: frame[w].to_numpy(np.float64).reshape(shape) for w in worlds},
+        )
+
+    def index(self, month: pd.Period) -> int:
+        """Position of `month` on the month axis."""
+        return int((month - self.months[0]).n)
+
+    @property
+    def series_names(self) -> list[str]:
+        """'store / category' for each series."""
+        return [
+            f"{self.stores[s]} / {self.categories[c]}" for s, c in zip(self.store, self.category, strict=True)
+        ]

@@ -1,0 +1,309 @@
+"""Optimiser, the jit-compiled train step, the fit loop with early stopping, and seed ensembles.
+
+Every fit trains K members at once: the state is a pytree with a leading member axis and the step is
+`jax.vmap`-ed over it, so a seed ensemble is one compiled program and K=1 is the single model. Member
+k uses seed `seeds[k]` for its initialisation, its shuffling and its dropout, which makes it equal to a
+member trained alone with that seed.
+"""
+
+import dataclasses
+import functools
+import time
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+from tqdm import tqdm
+
+from salesjax.config import ModelConfig, TrainConfig
+from salesjax.errors import SalesjaxError
+from salesjax.features import Scaler, Windows, make_windows, num_features
+from salesjax.model import Forecaster
+
+
+class TrainState(NamedTuple):
+    """One member's training state (stacked along axis 0 for an ensemble)."""
+
+    step: jax.Array  # i32[]
+    key: jax.Array  # PRNG key: dropout key of step t is fold_in(key, t)
+    params: Any  # nnx.State of the model's parameters
+    opt_state: Any
+
+
+@dataclasses.dataclass(frozen=True)
+class FitResult:
+    """What one fit returns: the kept parameters per member and the curves that chose them."""
+
+    params: Any  # nnx.State, leading axis K
+    epochs: np.ndarray  # i32[K] epoch (1-based) whose parameters were kept
+    train_loss: np.ndarray  # f32[E,K] mean training loss per epoch
+    val_loss: np.ndarray | None  # f32[E,K] validation loss per epoch
+    seconds: float  # wall time of the fit, compilation included
+
+
+def pinball_loss(pred: jax.Array, y: jax.Array, mask: jax.Array, quantiles: jax.Array) -> jax.Array:
+    """Mean pinball loss over masked cells and quantiles: max(q*e, (q-1)*e), e = y - pred.
+
+    pred f32[B,H,Q] scaled, y f32[B,H] scaled, mask f32[B,H], quantiles f32[Q].
+    """
+    err = y[..., None] - pred
+    loss = jnp.maximum(quantiles * err, (quantiles - 1.0) * err).mean(axis=-1)
+    return (loss * mask).sum() / jnp.maximum(mask.sum(), 1.0)
+
+
+def mse_loss(pred: jax.Array, y: jax.Array, mask: jax.Array, quantiles: jax.Array) -> jax.Array:
+    """Mean squared error of the single output over masked cells (the thesis's loss)."""
+    del quantiles
+    return (jnp.square(y - pred[..., 0]) * mask).sum() / jnp.maximum(mask.sum(), 1.0)
+
+
+LOSSES = {"pinball": pinball_loss, "mse": mse_loss}
+
+
+def make_optimizer(cfg: TrainConfig, total_steps: int) -> optax.GradientTransformation:
+    """AdamW on a warm-up + cosine schedule, after clipping the global gradient norm."""
+    schedule = optax.warmup_cosine_decay_schedule(
+        cfg.learning_rate / 10,
+        cfg.learning_rate,
+        min(cfg.warmup_steps, total_steps - 1),
+        total_steps,
+        cfg.learning_rate / 10,
+    )
+    return optax.chain(
+        optax.clip_by_global_norm(cfg.clip_norm),
+        optax.adamw(schedule, weight_decay=cfg.weight_decay),
+    )
+
+
+def make_train_step(graphdef: nnx.GraphDef, tx: optax.GradientTransformation, loss: Callable, quantiles):
+    """Jitted, member-vmapped step: (state[K], windows, idx i32[K,B], valid f32[K,B]) -> (state, stats)."""
+    q = jnp.asarray(quantiles, jnp.float32)
+
+    def step(state: TrainState, windows: Windows, idx: jax.Array, valid: jax.Array):
+        batch = jax.tree.map(lambda a: a[idx], windows)
+        key = jax.random.fold_in(state.key, state.step)
+
+        def objective(params):
+            pred = nnx.merge(graphdef, params)(batch.x, batch.store, batch.category, key=key)
+            return loss(pred, batch.y, batch.mask * valid[:, None], q)
+
+        value, grads = jax.value_and_grad(objective)(state.params)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        stats = {"loss": value, "grad_norm": optax.tree.norm(grads)}
+        return TrainState(state.step + 1, state.key, params, opt_state), stats
+
+    return jax.jit(jax.vmap(step, in_axes=(0, None, 0, 0)), donate_argnums=0)
+
+
+def make_eval_loss(graphdef: nnx.GraphDef, loss: Callable, quantiles):
+    """Jitted (params[K], windows) -> f32[K] loss of each member on all windows, no dropout."""
+    q = jnp.asarray(quantiles, jnp.float32)
+
+    def member(params, windows: Windows):
+        pred = nnx.merge(graphdef, params)(windows.x, windows.store, windows.category)
+        return loss(pred, windows.y, windows.mask, q)
+
+    return jax.jit(jax.vmap(member, in_axes=(0, None)))
+
+
+def make_predict(graphdef: nnx.GraphDef):
+    """Jitted (params[K], x, store, category) -> f32[K,N,H,Q] scaled quantiles."""
+
+    def member(params, x, store, category):
+        return nnx.merge(graphdef, params)(x, store, category)
+
+    return jax.jit(jax.vmap(member, in_axes=(0, None, None, None)))
+
+
+def init_members(model_cfg: ModelConfig, shapes: tuple[int, int, int], seeds: list[int]):
+    """(graphdef, params stacked over members) for models initialised from each seed."""
+    models = [Forecaster(model_cfg, *shapes, rngs=nnx.Rngs(seed)) for seed in seeds]
+    graphdef = nnx.graphdef(models[0])
+    params = [nnx.state(m, nnx.Param) for m in models]
+    return graphdef, jax.tree.map(lambda *leaves: jnp.stack(leaves), *params)
+
+
+def _epoch_batches(rngs: list[np.random.Generator], n: int, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-member shuffled indices i32[K,steps,B] and validity f32[K,steps,B] (the last batch padded)."""
+    steps = -(-n // batch_size)
+    idx = np.zeros((len(rngs), steps * batch_size), np.int32)
+    valid = np.zeros(idx.shape, np.float32)
+    for k, rng in enumerate(rngs):
+        idx[k, :n] = rng.permutation(n)
+        valid[k, :n] = 1.0
+    return idx.reshape(len(rngs), steps, batch_size), valid.reshape(len(rngs), steps, batch_size)
+
+
+def _check_finite(losses: np.ndarray, epoch: int, steps_per_epoch: int, seeds: list[int]) -> None:
+    """Raise naming the first step and member whose loss is NaN or infinite. losses: f32[steps,K]."""
+    bad = np.argwhere(~np.isfinite(losses))
+    if len(bad):
+        step, member = bad[0]
+        global_step = (epoch - 1) * steps_per_epoch + int(step)
+        raise SalesjaxError(
+            f"training diverged: non-finite loss at step {global_step} (epoch {epoch}) of ensemble member "
+            f"{member} (seed {seeds[member]}); lower train.learning_rate or check the input data"
+        )
+
+
+def _where_members(keep: np.ndarray, new, old):
+    """Per member, `new` where keep[k] else `old` (pytrees with leading axis K)."""
+    keep = jnp.asarray(keep)
+    return jax.tree.map(lambda a, b: jnp.where(keep.reshape(-1, *[1] * (a.ndim - 1)), a, b), new, old)
+
+
+def fit(
+    model_cfg: ModelConfig,
+    cfg: TrainConfig,
+    train: Windows,
+    shapes: tuple[int, int, int],
+    seeds: list[int],
+    *,
+    val: Windows | None = None,
+    epochs: np.ndarray | None = None,
+    label: str = "fit",
+) -> FitResult:
+    """Train members on `train` windows.
+
+    With `val`: early stopping, each member keeps the parameters of its best validation epoch and
+    stops counting after `cfg.patience` epochs without improvement. With `epochs` (i32[K]): each
+    member keeps its parameters after exactly that many epochs (the refit). `shapes` is
+    (num_features, num_stores, num_categories).
+    """
+    start = time.perf_counter()
+    graphdef, params = init_members(model_cfg, shapes, seeds)
+    steps_per_epoch = -(-len(train.y) // cfg.batch_size)
+    max_epochs = cfg.max_epochs if epochs is None else int(np.max(epochs))
+    tx = make_optimizer(cfg, steps_per_epoch * max(max_epochs, 1))
+    loss = LOSSES[cfg.loss]
+    train_step = make_train_step(graphdef, tx, loss, model_cfg.quantiles)
+    eval_loss = make_eval_loss(graphdef, loss, model_cfg.quantiles) if val is not None else None
+    keys = jnp.stack([jax.random.key(s) for s in seeds])
+    state = TrainState(jnp.zeros(len(seeds), jnp.int32), keys, params, jax.vmap(tx.init)(params))
+    kept = jax.tree.map(jnp.copy, params)
+    rngs = [np.random.default_rng(s) for s in seeds]
+    train_dev = jax.device_put(train)
+    best = np.full(len(seeds), np.inf)
+    since_best = np.zeros(len(seeds), np.int32)
+    kept_epoch = np.zeros(len(seeds), np.int32)
+    train_curve, val_curve = [], []
+    bar = tqdm(range(1, max_epochs + 1), desc=label, leave=False, dynamic_ncols=True)
+    for epoch in bar:
+        idx, valid = _epoch_batches(rngs, len(train.y), cfg.batch_size)
+        step_losses = []
+        for s in range(steps_per_epoch):
+            state, stats = train_step(state, train_dev, idx[:, s], valid[:, s])
+            step_losses.append(stats["loss"])
+        losses = np.asarray(jax.device_get(jnp.stack(step_losses)))
+        _check_finite(losses, epoch, steps_per_epoch, seeds)
+        train_curve.append(losses.mean(axis=0))
+        if eval_loss is not None:
+            val_losses = np.asarray(jax.device_get(eval_loss(state.params, val)))
+            val_curve.append(val_losses)
+            active = since_best < cfg.patience
+            keep = active & (val_losses < best)
+            best = np.where(keep, val_losses, best)
+            since_best = np.where(keep, 0, since_best + 1)
+            bar.set_postfix(loss=f"{train_curve[-1].mean():.4f}", val=f"{val_losses.mean():.4f}")
+        else:
+            keep = epochs == epoch
+            bar.set_postfix(loss=f"{train_curve[-1].mean():.4f}")
+        kept = _where_members(keep, state.params, kept)
+        kept_epoch = np.where(keep, epoch, kept_epoch)
+        if eval_loss is not None and not np.any(since_best < cfg.patience):
+            break
+    jax.block_until_ready(kept)
+    return FitResult(
+        params=kept,
+        epochs=kept_epoch,
+        train_loss=np.asarray(train_curve, np.float32),
+        val_loss=np.asarray(val_curve, np.float32) if val_curve else None,
+        seconds=time.perf_counter() - start,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Trained:
+    """A trained forecaster: parameters of K members, the scaler they expect, and how they were chosen."""
+
+    params: Any  # nnx.State, leading axis K
+    scaler: Scaler
+    validation: FitResult  # the early-stopping fit on the training months before the hold-out
+    refit: FitResult  # the final fit on all training months, each member for its chosen epochs
+
+
+def train_forecaster(
+    history: np.ndarray,
+    available: np.ndarray,
+    calendar: np.ndarray,
+    store: np.ndarray,
+    category: np.ndarray,
+    num_ids: tuple[int, int],
+    model_cfg: ModelConfig,
+    cfg: TrainConfig,
+    seeds: list[int],
+) -> Trained:
+    """Choose the epochs on a hold-out inside the training months, then refit on all of them.
+
+    history f64[S,Th] revenue of the training months only (nothing later is passed in), available
+    bool[S,Th], calendar f32[context + Th + horizon, Fc] aligned as in `make_windows`.
+    """
+    th, hold = history.shape[1], cfg.validation_months
+    if th - hold < 2:
+        raise SalesjaxError(f"{th} training months leave too few for train.validation_months={hold}")
+    windows = functools.partial(
+        make_windows,
+        calendar=calendar,
+        store=store,
+        category=category,
+        context=model_cfg.context,
+        horizon=model_cfg.horizon,
+        require_target=True,
+    )
+    shapes = (num_features(), *num_ids)
+    early = Scaler.fit(history[:, : th - hold], available[:, : th - hold])
+    fit_windows = windows(
+        history[:, : th - hold],
+        available[:, : th - hold],
+        scaler=early,
+        origins=np.arange(1, th - hold),
+    )
+    hold_out = windows(history, available, scaler=early, origins=np.array([th - hold]))
+    validation = fit(model_cfg, cfg, fit_windows, shapes, seeds, val=hold_out, label="validation fit")
+    scaler = Scaler.fit(history, available)
+    all_windows = windows(history, available, scaler=scaler, origins=np.arange(1, th))
+    refit = fit(model_cfg, cfg, all_windows, shapes, seeds, epochs=validation.epochs, label="refit")
+    return Trained(refit.params, scaler, validation, refit)
+
+
+def forecast(
+    graphdef: nnx.GraphDef,
+    params: Any,
+    scaler: Scaler,
+    history: np.ndarray,
+    available: np.ndarray,
+    calendar: np.ndarray,
+    store: np.ndarray,
+    category: np.ndarray,
+    model_cfg: ModelConfig,
+) -> np.ndarray:
+    """f64[K,S,H,Q] revenue quantiles for the `horizon` months right after `history` (f64[S,Th])."""
+    windows = make_windows(
+        history,
+        available,
+        calendar,
+        scaler,
+        store,
+        category,
+        np.array([history.shape[1]]),
+        context=model_cfg.context,
+        horizon=model_cfg.horizon,
+        require_target=False,
+    )
+    scaled = make_predict(graphdef)(params, windows.x, windows.store, windows.category)
+    return np.asarray(jax.device_get(scaled), np.float64) * scaler.scale[None, :, None, None]

@@ -1,0 +1,60 @@
+"""Shared fixtures: a tiny config and a tiny monthly panel, so real code runs in seconds."""
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from salesjax.config import parse_config
+
+ROOT = Path(__file__).parents[1]
+
+
+def tiny_params() -> dict:
+    """params.yaml with a tiny model, a short test period and a few epochs."""
+    params = copy.deepcopy(yaml.safe_load((ROOT / "params.yaml").read_text()))
+    params["data"].update(format="panel", path="panel.csv", counterfactual_path=None)
+    params["split"].update(test_end="2020-03")
+    params["model"].update(context=6, horizon=3, hidden_size=8, store_embedding=2, category_embedding=2)
+    params["train"].update(batch_size=16, max_epochs=3, patience=2, ensemble_size=2, validation_months=6)
+    return params
+
+
+@pytest.fixture
+def params() -> dict:
+    """A fresh copy of the tiny params for a test to change."""
+    return tiny_params()
+
+
+@pytest.fixture
+def config():
+    """The tiny params as a Config."""
+    return parse_config(tiny_params())
+
+
+def make_panel(
+    stores: int = 3, categories: int = 2, start: str = "2018-01", end: str = "2020-03"
+) -> pd.DataFrame:
+    """Seasonal, trending monthly revenue in the panel input format."""
+    rng = np.random.default_rng(0)
+    months = pd.period_range(start, end, freq="M")
+    rows = []
+    for s in range(stores):
+        for c in range(categories):
+            level = 1000.0 * (1 + s) * (1 + 2 * c)
+            season = 1 + 0.4 * np.sin(2 * np.pi * months.month / 12 + c)
+            trend = 1 + 0.01 * np.arange(len(months))
+            revenue = level * season * trend * rng.lognormal(0, 0.05, len(months))
+            rows += [(str(m), f"S{s}", f"C{c}", round(r, 2)) for m, r in zip(months, revenue, strict=True)]
+    return pd.DataFrame(rows, columns=["month", "store", "category", "revenue"])
+
+
+@pytest.fixture
+def panel_csv(tmp_path, params) -> Path:
+    """A tiny panel written as the raw input, with params.yaml beside it, in tmp_path."""
+    make_panel().to_csv(tmp_path / "panel.csv", index=False)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return tmp_path

@@ -1,0 +1,162 @@
+"""The model and its training: shapes, learning, compilation, ensembles, determinism, no leakage."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import make_panel
+
+from salesjax import features, train
+from salesjax.errors import SalesjaxError
+
+TRAIN_MONTHS = 24
+
+
+def tiny_arrays(config):
+    """(history f64[S,24], available, calendar, store, category, num_ids) from the tiny panel."""
+    wide = make_panel().pivot_table(index=["store", "category"], columns="month", values="revenue")
+    store = wide.index.get_level_values(0).factorize()[0].astype(np.int32)
+    category = wide.index.get_level_values(1).factorize()[0].astype(np.int32)
+    history = wide.to_numpy()[:, :TRAIN_MONTHS]
+    start = pd.Period("2018-01", "M")
+    calendar = features.monthly_calendar(
+        start - config.model.context, start + TRAIN_MONTHS + config.model.horizon
+    ).to_numpy()
+    num_ids = (int(store.max()) + 1, int(category.max()) + 1)
+    return history, np.ones_like(history, bool), calendar, store, category, num_ids
+
+
+def tiny_windows(config):
+    """All training windows of the tiny panel and the model's (F, stores, categories)."""
+    history, available, calendar, store, category, num_ids = tiny_arrays(config)
+    windows = features.make_windows(
+        history,
+        available,
+        calendar,
+        features.Scaler.fit(history, available),
+        store,
+        category,
+        np.arange(1, TRAIN_MONTHS),
+        context=config.model.context,
+        horizon=config.model.horizon,
+        require_target=True,
+    )
+    return windows, (features.num_features(), *num_ids)
+
+
+def leaves(params):
+    """Parameter leaves as numpy arrays."""
+    return [np.asarray(x) for x in jax.tree.leaves(params)]
+
+
+def one_step(config, windows, shapes, seeds, steps=1):
+    """Run `steps` train steps on the first batch; return (initial params, final state, step fn)."""
+    graphdef, params = train.init_members(config.model, shapes, seeds)
+    tx = train.make_optimizer(config.train, 100)
+    step = train.make_train_step(graphdef, tx, train.pinball_loss, config.model.quantiles)
+    before = leaves(params)
+    keys = jnp.stack([jax.random.key(s) for s in seeds])
+    state = train.TrainState(jnp.zeros(len(seeds), jnp.int32), keys, params, jax.vmap(tx.init)(params))
+    batch = np.random.default_rng(0).permutation(len(windows.y))[: config.train.batch_size]
+    idx = np.tile(batch.astype(np.int32), (len(seeds), 1))
+    valid = np.ones(idx.shape, np.float32)
+    losses = []
+    for _ in range(steps):
+        state, stats = step(state, windows, idx, valid)
+        losses.append(float(stats["loss"][0]))
+    return before, state, step, losses
+
+
+def test_forecast_shape_finite_nonnegative_and_monotone(config):
+    windows, shapes = tiny_windows(config)
+    graphdef, params = train.init_members(config.model, shapes, [0])
+    pred = train.make_predict(graphdef)(params, windows.x, windows.store, windows.category)
+    assert pred.shape == (1, len(windows.y), config.model.horizon, len(config.model.quantiles))
+    assert bool(jnp.all(jnp.isfinite(pred))) and bool(jnp.all(pred >= 0))
+    assert bool(jnp.all(jnp.diff(pred, axis=-1) >= 0))
+
+
+def test_one_step_changes_every_parameter_leaf(config):
+    windows, shapes = tiny_windows(config)
+    before, state, _, _ = one_step(config, windows, shapes, [0])
+    for old, new in zip(before, leaves(state.params), strict=True):
+        assert not np.array_equal(old, new)
+
+
+def test_loss_falls_on_a_batch_it_can_overfit(config):
+    windows, shapes = tiny_windows(config)
+    cfg = dataclasses.replace(
+        config, train=dataclasses.replace(config.train, learning_rate=1.0e-2, warmup_steps=1)
+    )
+    _, _, _, losses = one_step(cfg, windows, shapes, [0], steps=150)
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_one_compilation_across_a_ragged_last_batch(config):
+    windows, shapes = tiny_windows(config)
+    assert len(windows.y) % config.train.batch_size != 0
+    _, state, step, _ = one_step(config, windows, shapes, [0])
+    idx, valid = train._epoch_batches([np.random.default_rng(0)], len(windows.y), config.train.batch_size)
+    assert valid[0, -1].sum() < config.train.batch_size  # the last batch really is ragged
+    for s in range(idx.shape[1]):
+        state, _ = step(state, windows, idx[:, s], valid[:, s])
+    assert step._cache_size() == 1
+
+
+def test_vmapped_ensemble_equals_members_trained_alone(config):
+    windows, shapes = tiny_windows(config)
+    val = windows._replace(**{k: v[-20:] for k, v in windows._asdict().items()})
+    together = train.fit(config.model, config.train, windows, shapes, [3, 4], val=val)
+    for k, seed in enumerate([3, 4]):
+        alone = train.fit(config.model, config.train, windows, shapes, [seed], val=val)
+        assert alone.epochs[0] == together.epochs[k]
+        np.testing.assert_allclose(alone.val_loss[:, 0], together.val_loss[:, k], rtol=1e-5)
+        for a, b in zip(leaves(alone.params), leaves(together.params), strict=True):
+            np.testing.assert_allclose(a[0], b[k], rtol=1e-4, atol=1e-6)
+
+
+def test_training_is_bit_identical_when_repeated(config):
+    windows, shapes = tiny_windows(config)
+    first = train.fit(config.model, config.train, windows, shapes, [0], epochs=np.array([2]))
+    second = train.fit(config.model, config.train, windows, shapes, [0], epochs=np.array([2]))
+    for a, b in zip(leaves(first.params), leaves(second.params), strict=True):
+        assert a.tobytes() == b.tobytes()
+
+
+def test_non_finite_loss_stops_training_naming_step_and_member(config):
+    windows, shapes = tiny_windows(config)
+    poisoned = windows._replace(y=np.where(np.arange(len(windows.y))[:, None] == 5, np.nan, windows.y))
+    with pytest.raises(SalesjaxError, match=r"step \d+ .*member 1 \(seed 8\)"):
+        train.fit(config.model, config.train, poisoned, shapes, [7, 8], epochs=np.array([1, 1]))
+
+
+def test_future_covariates_reach_every_horizon_step(config):
+    history, available, calendar, store, category, num_ids = tiny_arrays(config)
+    trained = train.train_forecaster(
+        history, available, calendar, store, category, num_ids, config.model, config.train, [0]
+    )
+    graphdef, _ = train.init_members(config.model, (features.num_features(), *num_ids), [0])
+    base = train.forecast(
+        graphdef, trained.params, trained.scaler, history, available, calendar, store, category, config.model
+    )
+    holiday = features.FEATURES.index("holidays")
+    for h in range(config.model.horizon):
+        changed = calendar.copy()
+        changed[config.model.context + TRAIN_MONTHS + h, holiday] += 2.0
+        pred = train.forecast(
+            graphdef,
+            trained.params,
+            trained.scaler,
+            history,
+            available,
+            changed,
+            store,
+            category,
+            config.model,
+        )
+        moved = np.abs(pred - base)[..., 1].max(axis=(0, 1))  # median, per horizon step
+        assert moved[h] > 0
+        assert np.all(moved[:h] == 0)  # the recurrence runs forward: earlier months cannot see it
