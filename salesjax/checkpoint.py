@@ -1,5 +1,10 @@
-"""Save and load model parameters (msgpack) and the scaler (JSON); both byte-stable."""
+"""Save and load trained forecasters: parameters (msgpack), scaler and model config (JSON); byte-stable.
 
+A model directory describes itself: `model.json` (model config, seeds, vocabulary sizes) rebuilds the
+graph, so evaluation needs nothing but the directory.
+"""
+
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -8,7 +13,9 @@ import jax
 import numpy as np
 from flax import nnx, serialization
 
-from salesjax.features import Scaler
+from salesjax.config import ModelConfig
+from salesjax.features import Scaler, num_features
+from salesjax.train import Trained, init_members
 
 
 def save_params(params: Any, path: Path) -> None:
@@ -36,3 +43,26 @@ def load_scaler(path: Path) -> Scaler:
     """Read a scaler written by `save_scaler`."""
     fields = json.loads(path.read_text())
     return Scaler(np.asarray(fields["scale"], np.float64), fields["log_mean"], fields["log_std"])
+
+
+def save_forecaster(
+    trained: Trained, model_cfg: ModelConfig, seeds: list[int], num_ids: tuple[int, int], out: Path
+) -> None:
+    """Write a trained forecaster's parameters, scaler and config to directory `out`."""
+    save_params(trained.params, out / "params.msgpack")
+    save_scaler(trained.scaler, out / "scaler.json")
+    spec = {"model": dataclasses.asdict(model_cfg), "seeds": seeds, "num_ids": list(num_ids)}
+    (out / "model.json").write_text(json.dumps(spec, indent=2) + "\n")
+
+
+def load_forecaster(out: Path) -> tuple[Any, Any, Scaler, ModelConfig]:
+    """(graphdef, params stacked over members, scaler, model config) from a `save_forecaster` directory."""
+    spec = json.loads((out / "model.json").read_text())
+    model_cfg = ModelConfig(**{**spec["model"], "quantiles": tuple(spec["model"]["quantiles"])})
+    graphdef, template = init_members(model_cfg, (num_features(), *spec["num_ids"]), spec["seeds"])
+    return (
+        graphdef,
+        load_params(template, out / "params.msgpack"),
+        load_scaler(out / "scaler.json"),
+        model_cfg,
+    )

@@ -85,13 +85,29 @@ def _stage(function: Callable[[Config], None]) -> Callable[[argparse.Namespace],
     return run
 
 
+def _train_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `salesjax train`."""
+    _params_argument(parser)
+    parser.add_argument("--experiment", help="train a named set from experiments/<name>.yaml instead")
+
+
+def _train(args: argparse.Namespace) -> int:
+    """Train the default forecasters, or one named experiment set."""
+    stages.run_train(load_config(args.params, args.experiment), args.experiment)
+    return 0
+
+
 COMMANDS: dict[str, Command] = {
     "validate": Command("check a raw file against the data contract", _validate_arguments, _validate),
     "prepare": Command(
         "DVC stage: validate, aggregate, calendar features", _params_argument, _stage(stages.prepare)
     ),
-    "train": Command(
-        "DVC stage: train the LSTM and its seed ensemble", _params_argument, _stage(stages.run_train)
+    "train": Command("DVC stage: train the LSTM and its seed ensemble", _train_arguments, _train),
+    "baselines": Command(
+        "DVC stage: fit the statsforecast baselines", _params_argument, _stage(stages.run_baselines)
+    ),
+    "evaluate": Command(
+        "DVC stage: score every forecaster on the test months", _params_argument, _stage(stages.run_evaluate)
     ),
 }
 

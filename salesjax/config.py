@@ -10,6 +10,8 @@ import yaml
 
 from salesjax.errors import SalesjaxError
 
+EXPERIMENTS = Path("experiments")
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class PanelColumns:
@@ -163,12 +165,37 @@ def parse_config(raw: object) -> Config:
     return cfg
 
 
-def load_config(path: Path = Path("params.yaml")) -> Config:
-    """Read and validate params.yaml."""
+def merge(base: dict, overrides: dict) -> dict:
+    """`base` with `overrides` applied key by key (nested mappings merge, other values replace)."""
+    out = dict(base)
+    for key, value in overrides.items():
+        out[key] = (
+            merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        )
+    return out
+
+
+def _read_yaml(path: Path) -> object:
+    """Parse one YAML file, failing with a one-line error."""
     try:
-        raw = yaml.safe_load(Path(path).read_text())
+        return yaml.safe_load(Path(path).read_text())
     except OSError as exc:
         raise SalesjaxError(f"cannot read params file {path}: {exc.strerror}") from None
     except yaml.YAMLError as exc:
         raise SalesjaxError(f"params file {path} is not valid YAML: {exc}".splitlines()[0]) from None
+
+
+def experiment_path(name: str) -> Path:
+    """The overrides file of a named experiment set."""
+    return EXPERIMENTS / f"{name}.yaml"
+
+
+def load_config(path: Path = Path("params.yaml"), experiment: str | None = None) -> Config:
+    """Read and validate params.yaml, with a named experiment's overrides applied on top."""
+    raw = _read_yaml(path)
+    if experiment is not None:
+        overrides = _read_yaml(experiment_path(experiment))
+        if not isinstance(raw, dict) or not isinstance(overrides, dict):
+            raise SalesjaxError(f"params and experiment '{experiment}' must be mappings")
+        raw = merge(raw, overrides)
     return parse_config(raw)

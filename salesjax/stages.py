@@ -5,8 +5,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from flax import serialization
 
-from salesjax import checkpoint, features, train
+from salesjax import baselines, checkpoint, evaluate, features, train
 from salesjax.config import Config, DataConfig
 from salesjax.data.panel import Panel, build_panel, monthly_revenue
 from salesjax.data.schema import Validated, read_table, validate_panel, validate_transactions, write_table
@@ -16,6 +17,9 @@ ARTIFACTS = Path("artifacts")
 PREPARED = ARTIFACTS / "prepared"
 MODELS = ARTIFACTS / "models"
 REPORTS = Path("reports")
+BASELINES = ARTIFACTS / "baselines" / "forecasts.msgpack"
+QUANTILES = (0.1, 0.5, 0.9)  # of the baselines: the median and the 80% interval
+HEADLINE_METRICS = ("mae", "rmse", "mase", "wape", "smape", "bias", "pinball", "coverage_80")
 
 
 def write_json(obj: object, path: Path) -> None:
@@ -99,56 +103,159 @@ def training_history(cfg: Config, panel: Panel) -> tuple[np.ndarray, np.ndarray]
     return panel.worlds[cfg.data.target][:, start:stop], panel.available[:, start:stop]
 
 
-def _training_report(name: str, trained: train.Trained) -> dict:
-    """Final losses and chosen epochs of one trained forecaster (member 0 and the member mean)."""
+def _training_report(trained: train.Trained) -> dict:
+    """Final losses and the epochs chosen on the hold-out (member mean for an ensemble)."""
     best = trained.validation.epochs - 1
-    members = np.arange(len(best))
     return {
-        f"{name}_train_loss": float(trained.refit.train_loss[-1].mean()),
-        f"{name}_val_loss": float(trained.validation.val_loss[best, members].mean()),
-        f"{name}_epochs": [int(e) for e in trained.validation.epochs],
+        "train_loss": float(trained.refit.train_loss[-1].mean()),
+        "val_loss": float(trained.validation.val_loss[best, np.arange(len(best))].mean()),
+        "epochs": [int(e) for e in trained.validation.epochs],
     }
 
 
-def _curves(single: train.Trained, ensemble: train.Trained) -> pd.DataFrame:
-    """Per-epoch losses of the validation fits (NaN after a fit stopped early)."""
-    frames = {
-        "lstm_train": single.validation.train_loss.mean(axis=1),
-        "lstm_val": single.validation.val_loss.mean(axis=1),
-        "ensemble_train": ensemble.validation.train_loss.mean(axis=1),
-        "ensemble_val": ensemble.validation.val_loss.mean(axis=1),
-    }
-    curves = pd.DataFrame({k: pd.Series(v, dtype="float64") for k, v in frames.items()})
+def _curves(fits: dict[str, train.Trained]) -> pd.DataFrame:
+    """Per-epoch member-mean losses of each validation fit (empty after a fit stopped early)."""
+    columns = {}
+    for name, trained in fits.items():
+        columns[f"{name}_train"] = pd.Series(trained.validation.train_loss.mean(axis=1), dtype="float64")
+        columns[f"{name}_val"] = pd.Series(trained.validation.val_loss.mean(axis=1), dtype="float64")
+    curves = pd.DataFrame(columns)
     return curves.rename_axis("epoch").reset_index().assign(epoch=lambda f: f["epoch"] + 1)
 
 
-def run_train(cfg: Config) -> None:
-    """Train the single LSTM (K=1) and its seed ensemble (K members, one vmapped program)."""
+def run_train(cfg: Config, experiment: str | None = None) -> None:
+    """Train the single LSTM (K=1) and, when train.ensemble_size > 1, its seed ensemble (one vmapped program).
+
+    The default run writes artifacts/models/{lstm,lstm_ensemble}; a named experiment set writes
+    artifacts/models/<name> and reports/train_<name>.
+    """
     panel, calendar = load_prepared(cfg)
     history, available = training_history(cfg, panel)
-    args = (
-        history,
-        available,
-        calendar,
-        panel.store,
-        panel.category,
-        (len(panel.stores), len(panel.categories)),
-    )
+    num_ids = (len(panel.stores), len(panel.categories))
+    args = (history, available, calendar, panel.store, panel.category, num_ids, cfg.model, cfg.train)
     seeds = [cfg.train.seed + k for k in range(cfg.train.ensemble_size)]
-    single = train.train_forecaster(*args, cfg.model, cfg.train, seeds[:1])
-    ensemble = train.train_forecaster(*args, cfg.model, cfg.train, seeds)
-    checkpoint.save_params(single.params, MODELS / "lstm.msgpack")
-    checkpoint.save_params(ensemble.params, MODELS / "lstm_ensemble.msgpack")
-    checkpoint.save_scaler(single.scaler, MODELS / "scaler.json")
-    write_json(
-        _training_report("lstm", single) | _training_report("lstm_ensemble", ensemble),
-        REPORTS / "train" / "metrics.json",
+    runs = {experiment or "lstm": seeds[:1]} | (
+        {"lstm_ensemble": seeds} if experiment is None and len(seeds) > 1 else {}
     )
-    write_json(
-        {
-            f"{name}_seconds": round(t.validation.seconds + t.refit.seconds, 2)
-            for name, t in (("k1", single), (f"k{len(seeds)}", ensemble))
-        },
-        REPORTS / "train" / "timing.json",
+    fits = {name: train.train_forecaster(*args, member_seeds) for name, member_seeds in runs.items()}
+    for name, trained in fits.items():
+        checkpoint.save_forecaster(trained, cfg.model, runs[name], num_ids, MODELS / name)
+    reports = REPORTS / ("train" if experiment is None else f"train_{experiment}")
+    write_json({name: _training_report(t) for name, t in fits.items()}, reports / "metrics.json")
+    timing = {
+        f"{name}_k{len(runs[name])}_seconds": round(t.validation.seconds + t.refit.seconds, 2)
+        for name, t in fits.items()
+    }
+    write_json(timing, reports / "timing.json")
+    _curves(fits).to_csv(reports / "curves.csv", index=False, float_format="%.6g")
+
+
+def _test_window(cfg: Config) -> slice:
+    """Positions of the test months within a forecast that starts right after split.train_end."""
+    _, train_end, test_start, test_end = cfg.split.months()
+    first = (test_start - train_end).n - 1
+    return slice(first, first + (test_end - test_start).n + 1)
+
+
+def _model_forecasts(cfg: Config, panel: Panel, calendar: np.ndarray, history, available) -> dict:
+    """Forecasts of every trained LSTM directory (the seed ensemble averages its members' quantiles)."""
+    out = {}
+    for name in ("lstm", "lstm_ensemble", "thesis"):
+        if (MODELS / name / "model.json").exists():
+            graphdef, params, scaler, model_cfg = checkpoint.load_forecaster(MODELS / name)
+            members = train.forecast(
+                graphdef, params, scaler, history, available, calendar, panel.store, panel.category, model_cfg
+            )
+            out[name] = evaluate.Forecast(members.mean(axis=0)[:, _test_window(cfg)], model_cfg.quantiles)
+    return out
+
+
+def run_baselines(cfg: Config) -> None:
+    """Fit the statsforecast baselines on exactly the training months and save their test forecasts."""
+    panel, _ = load_prepared(cfg)
+    history, available = training_history(cfg, panel)
+    window = _test_window(cfg)
+    fcs = baselines.forecast_baselines(history, available, window.stop, cfg.evaluate.season_length, QUANTILES)
+    BASELINES.parent.mkdir(parents=True, exist_ok=True)
+    BASELINES.write_bytes(serialization.msgpack_serialize({k: v[:, window] for k, v in fcs.items()}))
+
+
+def _baseline_forecasts() -> dict:
+    """The saved baseline forecasts."""
+    fcs = serialization.msgpack_restore(BASELINES.read_bytes())
+    return {name: evaluate.Forecast(fcs[name], QUANTILES) for name in baselines.BASELINES}
+
+
+def _truths(cfg: Config, panel: Panel, history, available) -> dict[str, evaluate.Truth]:
+    """The test-period actuals of each world the input has."""
+    _, _, test_start, test_end = cfg.split.months()
+    cols = slice(panel.index(test_start), panel.index(test_end) + 1)
+    return {
+        world: evaluate.Truth(values[:, cols], panel.available[:, cols], history, available)
+        for world, values in panel.worlds.items()
+    }
+
+
+def _forecast_table(cfg: Config, panel: Panel, forecasts: dict, truths: dict) -> pd.DataFrame:
+    """Long table: one row per model, series and test month with its quantiles and the actuals."""
+    _, _, test_start, test_end = cfg.split.months()
+    months = pd.period_range(test_start, test_end, freq="M").astype(str)
+    grid = pd.MultiIndex.from_product([range(len(panel.store)), months], names=["series", "month"]).to_frame(
+        index=False
     )
-    _curves(single, ensemble).to_csv(REPORTS / "train" / "curves.csv", index=False, float_format="%.6g")
+    grid["store"] = np.asarray(panel.stores)[panel.store][grid["series"]]
+    grid["category"] = np.asarray(panel.categories)[panel.category][grid["series"]]
+    for world, truth in truths.items():
+        grid[world] = np.where(truth.mask, truth.actual, np.nan).reshape(-1)
+    frames = []
+    for model, fc in forecasts.items():
+        quantiles = {f"q{q:g}": fc.values[..., k].reshape(-1) for k, q in enumerate(fc.quantiles)}
+        frames.append(grid.assign(model=model, **quantiles))
+    return pd.concat(frames, ignore_index=True)
+
+
+def run_evaluate(cfg: Config) -> None:
+    """Score the LSTMs and the baselines on the test months of every world, at every level."""
+    panel, calendar = load_prepared(cfg)
+    history, available = training_history(cfg, panel)
+    forecasts = _model_forecasts(cfg, panel, calendar, history, available) | _baseline_forecasts()
+    truths = _truths(cfg, panel, history, available)
+    season = cfg.evaluate.season_length
+    levels = {
+        w: evaluate.score_levels(t, forecasts, panel.store, panel.category, season) for w, t in truths.items()
+    }
+    headline = {
+        world: {
+            row["model"]: {
+                k: float(f"{row[k]:.6g}") for k in HEADLINE_METRICS if k in row and pd.notna(row[k])
+            }
+            for row in table[table["level"] == "store_category"].to_dict("records")
+        }
+        for world, table in levels.items()
+    }
+    out = REPORTS / "evaluate"
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(headline, REPORTS / "metrics.json")
+    pd.concat([t.assign(target=w) for w, t in levels.items()]).to_csv(
+        out / "levels.csv", index=False, float_format="%.6g"
+    )
+    series = pd.concat(
+        [evaluate.score_series(t, forecasts, season).assign(target=w) for w, t in truths.items()]
+    )
+    series["store"] = np.asarray(panel.stores)[panel.store][series["series"]]
+    series["category"] = np.asarray(panel.categories)[panel.category][series["series"]]
+    series.to_csv(out / "series.csv", index=False, float_format="%.6g")
+    horizons = pd.concat([evaluate.score_horizons(t, forecasts).assign(target=w) for w, t in truths.items()])
+    horizons.to_csv(out / "horizon.csv", index=False, float_format="%.6g")
+    if {"observed", "counterfactual"} <= truths.keys():
+        names = {"total": ["company"], "store": list(panel.stores), "category": list(panel.categories)}
+        gap = evaluate.disruption_gap(
+            truths["observed"], truths["counterfactual"], forecasts, panel.store, panel.category, names
+        )
+        gap.to_csv(out / "gap.csv", index=False, float_format="%.6g")
+    (ARTIFACTS / "evaluation").mkdir(parents=True, exist_ok=True)
+    _forecast_table(cfg, panel, forecasts, truths).to_parquet(
+        ARTIFACTS / "evaluation" / "forecasts.parquet", index=False
+    )
+    for world, table in headline.items():
+        print(f"{world}: " + ", ".join(f"{m} MASE {v['mase']:.3f}" for m, v in table.items()))

@@ -1,0 +1,104 @@
+"""Every forecaster on the test months, scored the same way at every level (pure: no file IO).
+
+Upper levels (total, store, category) are sums of the store x category forecasts and actuals, so the
+levels agree by construction. MASE at a level uses that level's own summed training history.
+"""
+
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from salesjax import metrics
+
+
+class Forecast(NamedTuple):
+    """One model's test-period forecast."""
+
+    values: np.ndarray  # f64[S,H,Q] revenue quantiles
+    quantiles: tuple[float, ...]
+
+    def median(self) -> np.ndarray:
+        """f64[S,H] point forecast."""
+        return self.values[..., self.quantiles.index(0.5)]
+
+
+class Truth(NamedTuple):
+    """What forecasts are scored against, for one target world."""
+
+    actual: np.ndarray  # f64[S,H] revenue in the test months
+    mask: np.ndarray  # bool[S,H]
+    history: np.ndarray  # f64[S,T] revenue in the training months (for MASE scales)
+    history_mask: np.ndarray  # bool[S,T]
+
+
+def score_levels(
+    truth: Truth, forecasts: dict[str, Forecast], store: np.ndarray, category: np.ndarray, season_length: int
+) -> pd.DataFrame:
+    """One row per (level, model): every metric of `metrics.summarize` plus the MASE scale rules used."""
+    rows = []
+    for level, (groups, n) in metrics.level_groups(store, category).items():
+        history = metrics.aggregate(np.where(truth.history_mask, truth.history, 0.0), groups, n)
+        history_mask = metrics.aggregate(truth.history_mask.astype(float), groups, n) > 0
+        scale, rules = metrics.mase_scale(history, history_mask, season_length)
+        for model, fc in forecasts.items():
+            actual, pred, mask = metrics.aggregate_masked(truth.actual, fc.values, truth.mask, groups, n)
+            summary = metrics.summarize(actual, pred, fc.quantiles, mask, scale)
+            rows.append(
+                {"level": level, "model": model} | summary | {"mase_naive1_series": rules.count("naive")}
+            )
+    return pd.DataFrame(rows)
+
+
+def score_series(truth: Truth, forecasts: dict[str, Forecast], season_length: int) -> pd.DataFrame:
+    """One row per (model, series): MAE, RMSE and MASE of the point forecast, and the MASE scale rule."""
+    scale, rules = metrics.mase_scale(truth.history, truth.history_mask, season_length)
+    rows = []
+    for model, fc in forecasts.items():
+        pred = fc.median()
+        for s in range(len(pred)):
+            one = (truth.actual[s : s + 1], pred[s : s + 1], truth.mask[s : s + 1])
+            mase_value, _ = metrics.mase(*one, scale[s : s + 1])
+            rows.append(
+                {"model": model, "series": s, "mae": metrics.mae(*one), "rmse": metrics.rmse(*one)}
+                | {"mase": mase_value, "mase_scale": float(scale[s]), "mase_rule": rules[s]}
+            )
+    return pd.DataFrame(rows)
+
+
+def score_horizons(truth: Truth, forecasts: dict[str, Forecast]) -> pd.DataFrame:
+    """One row per (model, horizon month): store x category MAE and RMSE."""
+    rows = []
+    for model, fc in forecasts.items():
+        by_h = metrics.by_horizon(truth.actual, fc.median(), truth.mask)
+        for h, (mae, rmse) in enumerate(zip(by_h["mae"], by_h["rmse"], strict=True), start=1):
+            rows.append({"model": model, "horizon": h, "mae": mae, "rmse": rmse})
+    return pd.DataFrame(rows)
+
+
+def disruption_gap(
+    observed: Truth, counterfactual: Truth, forecasts: dict[str, Forecast], store, category, names
+) -> pd.DataFrame:
+    """Revenue lost to the disruption (counterfactual - observed) and how much each model 'predicted'.
+
+    A model's predicted gap is its point forecast minus the observed revenue; `share_predicted` is
+    predicted gap / true gap. Rows per level (total, store, category) and group; `names` maps a level to
+    its group labels.
+    """
+    mask = observed.mask & counterfactual.mask
+    rows = []
+    for level, (groups, n) in metrics.level_groups(store, category).items():
+        if level == "store_category":
+            continue
+        obs = metrics.aggregate(np.where(mask, observed.actual, 0.0), groups, n).sum(axis=1)
+        cf = metrics.aggregate(np.where(mask, counterfactual.actual, 0.0), groups, n).sum(axis=1)
+        for model, fc in forecasts.items():
+            pred = metrics.aggregate(np.where(mask, fc.median(), 0.0), groups, n).sum(axis=1)
+            for g in range(n):
+                gap, predicted = cf[g] - obs[g], pred[g] - obs[g]
+                rows.append(
+                    {"level": level, "name": names[level][g], "model": model, "observed": obs[g]}
+                    | {"counterfactual": cf[g], "forecast": pred[g], "gap": gap, "predicted_gap": predicted}
+                    | {"share_predicted": predicted / gap if gap != 0 else np.nan}
+                )
+    return pd.DataFrame(rows)

@@ -1,0 +1,86 @@
+"""The baselines' contract on a tiny panel, plus exactness and fallback properties."""
+
+import numpy as np
+import pytest
+
+from salesjax.baselines import BASELINES, forecast_baselines, quantile_columns
+
+QUANTILES = (0.1, 0.5, 0.9)
+T, H, M = 24, 12, 12
+PATTERN = np.array([5.0, 7.0, 9.0, 12.0, 15.0, 14.0, 11.0, 10.0, 8.0, 6.0, 20.0, 30.0]) * 100
+
+
+def _panel() -> tuple[np.ndarray, np.ndarray]:
+    """6 series x 24 months: noisy, late start, interior + trailing gaps, alternating, zero, empty."""
+    rng = np.random.default_rng(0)
+    history = np.tile(PATTERN, 2)[None] * rng.lognormal(0.0, 0.2, size=(6, T))
+    mask = np.ones((6, T), dtype=bool)
+    mask[1, :15] = False  # starts in month 15: 9 observed months
+    mask[2, 5:8] = False
+    mask[2, -3:] = False
+    history[3] = np.tile([0.0, 1000.0], T // 2)  # naive's 0.1 quantile would go negative
+    history[4] = 0.0
+    mask[5] = False
+    history[~mask] = np.nan  # never read
+    return history, mask
+
+
+@pytest.fixture(scope="module")
+def panel_forecasts() -> dict[str, np.ndarray]:
+    return forecast_baselines(*_panel(), horizon=H, season_length=M, quantiles=QUANTILES)
+
+
+@pytest.mark.parametrize("name", BASELINES)
+def test_contract(panel_forecasts, name):
+    out = panel_forecasts[name]
+    assert out.shape == (6, H, len(QUANTILES)) and out.dtype == np.float64
+    assert np.isfinite(out).all() and (out >= 0).all()
+    assert (np.diff(out, axis=-1) >= 0).all()
+    assert (out[1, :, 1] > 0).all()  # the late-start series gets a real forecast
+    np.testing.assert_array_equal(out[4:], 0.0)  # all-zero and never-observed series
+
+
+def test_negative_bounds_are_clipped_to_zero(panel_forecasts):
+    assert (panel_forecasts["naive"][3, :, 0] == 0.0).all()
+    assert (panel_forecasts["naive"][3, :, 2] > 0.0).all()
+
+
+def test_seasonal_naive_is_exact_on_a_periodic_series():
+    history = np.tile(PATTERN, 2)[None].repeat(3, axis=0)
+    mask = np.ones_like(history, dtype=bool)
+    mask[1, :10] = False  # late start with 14 observed months
+    mask[2, -3:] = False  # last 3 months missing: the forecast must keep the seasonal phase
+    out = forecast_baselines(history, mask, H, M, QUANTILES)["seasonal_naive"]
+    np.testing.assert_array_equal(out, np.broadcast_to(PATTERN[None, :, None], out.shape))
+
+
+def test_constant_history_gives_its_constant():
+    history = np.full((1, T), 250.0)
+    mask = np.ones((1, T), dtype=bool)
+    mask[0, :20] = False
+    for name, out in forecast_baselines(history, mask, H, M, QUANTILES).items():
+        np.testing.assert_array_equal(out, 250.0, err_msg=name)
+
+
+def test_short_series_seasonal_naive_falls_back_to_naive():
+    history = np.array([[0.0] * 19 + [300.0, 100.0, 200.0, 500.0, 400.0]])
+    mask = history > 0
+    out = forecast_baselines(history, mask, H, M, QUANTILES)
+    np.testing.assert_array_equal(out["seasonal_naive"], out["naive"])
+    np.testing.assert_array_equal(out["naive"][0, :, 1], 400.0)
+
+
+def test_deterministic():
+    history, mask = _panel()
+    first = forecast_baselines(history[:2], mask[:2], 3, M, QUANTILES)
+    second = forecast_baselines(history[:2], mask[:2], 3, M, QUANTILES)
+    for name in BASELINES:
+        np.testing.assert_array_equal(first[name], second[name])
+
+
+def test_quantile_columns():
+    assert quantile_columns((0.1, 0.5, 0.9)) == ([80], ["-lo-80", "", "-hi-80"])
+    levels, suffixes = quantile_columns((0.05, 0.25, 0.75))
+    assert levels == [50, 90] and suffixes == ["-lo-90", "-lo-50", "-hi-50"]
+    with pytest.raises(ValueError, match="strictly between"):
+        quantile_columns((0.0, 0.5))
