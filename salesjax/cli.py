@@ -12,6 +12,7 @@ from pathlib import Path
 
 from salesjax import stages
 from salesjax.config import Config, load_config
+from salesjax.data import simulate
 from salesjax.data.schema import (
     Validated,
     read_table,
@@ -97,8 +98,23 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _simulate_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `salesjax simulate`."""
+    parser.add_argument("--seed", type=int, default=0, help="random seed (the default dataset uses 0)")
+    parser.add_argument("--out", type=Path, default=Path("data"), help="output directory")
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    """Write the simulated chain's transactions (observed and counterfactual worlds)."""
+    observed, counterfactual = simulate.simulate(args.seed)
+    simulate.write_dataset(observed, counterfactual, args.out)
+    print(f"simulate: {len(observed)} observed and {len(counterfactual)} counterfactual rows in {args.out}")
+    return 0
+
+
 COMMANDS: dict[str, Command] = {
     "validate": Command("check a raw file against the data contract", _validate_arguments, _validate),
+    "simulate": Command("write the calibrated default dataset", _simulate_arguments, _simulate),
     "prepare": Command(
         "DVC stage: validate, aggregate, calendar features", _params_argument, _stage(stages.prepare)
     ),

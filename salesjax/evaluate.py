@@ -12,6 +12,11 @@ import pandas as pd
 from salesjax import metrics
 
 
+GAP_COLUMNS = (
+    "level", "name", "model", "observed", "counterfactual", "forecast", "gap", "predicted_gap", "share_predicted"
+)
+
+
 class Forecast(NamedTuple):
     """One model's test-period forecast."""
 

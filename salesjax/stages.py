@@ -247,12 +247,13 @@ def run_evaluate(cfg: Config) -> None:
     series.to_csv(out / "series.csv", index=False, float_format="%.6g")
     horizons = pd.concat([evaluate.score_horizons(t, forecasts).assign(target=w) for w, t in truths.items()])
     horizons.to_csv(out / "horizon.csv", index=False, float_format="%.6g")
+    gap = pd.DataFrame(columns=list(evaluate.GAP_COLUMNS))
     if {"observed", "counterfactual"} <= truths.keys():
         names = {"total": ["company"], "store": list(panel.stores), "category": list(panel.categories)}
         gap = evaluate.disruption_gap(
             truths["observed"], truths["counterfactual"], forecasts, panel.store, panel.category, names
         )
-        gap.to_csv(out / "gap.csv", index=False, float_format="%.6g")
+    gap.to_csv(out / "gap.csv", index=False, float_format="%.6g")  # header only without a counterfactual
     (ARTIFACTS / "evaluation").mkdir(parents=True, exist_ok=True)
     _forecast_table(cfg, panel, forecasts, truths).to_parquet(
         ARTIFACTS / "evaluation" / "forecasts.parquet", index=False

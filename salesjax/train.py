@@ -250,6 +250,10 @@ def train_forecaster(
 ) -> Trained:
     """Choose the epochs on a hold-out inside the training months, then refit on all of them.
 
+    The last `validation_months` training months are held out: the early-stopping fit learns from
+    targets before them, and is scored on every window whose origin lies in them (rolling origins,
+    targets in the hold-out only). The test months are never passed in.
+
     history f64[S,Th] revenue of the training months only (nothing later is passed in), available
     bool[S,Th], calendar f32[context + Th + horizon, Fc] aligned as in `make_windows`.
     """
@@ -273,7 +277,7 @@ def train_forecaster(
         scaler=early,
         origins=np.arange(1, th - hold),
     )
-    hold_out = windows(history, available, scaler=early, origins=np.array([th - hold]))
+    hold_out = windows(history, available, scaler=early, origins=np.arange(th - hold, th))
     validation = fit(model_cfg, cfg, fit_windows, shapes, seeds, val=hold_out, label="validation fit")
     scaler = Scaler.fit(history, available)
     all_windows = windows(history, available, scaler=scaler, origins=np.arange(1, th))
