@@ -1,0 +1,71 @@
+"""params.yaml is the only source of values: typed, no hidden defaults, unknown or missing keys rejected."""
+
+import pytest
+import yaml
+from conftest import ROOT, tiny_params
+
+from salesjax.config import load_config, merge, parse_config
+from salesjax.errors import SalesjaxError
+
+
+def test_repository_params_and_experiments_load():
+    cfg = load_config(ROOT / "params.yaml")
+    assert cfg.model.quantiles == (0.1, 0.5, 0.9)
+    assert cfg.split.train_end == "2019-12"
+
+
+def test_experiment_overrides_apply_on_top(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    cfg = load_config(experiment="thesis")
+    assert (cfg.model.num_layers, cfg.model.hidden_size, cfg.model.dropout) == (2, 50, 0.2)
+    assert (cfg.train.loss, cfg.train.batch_size, cfg.train.max_epochs, cfg.train.patience) == (
+        "mse",
+        32,
+        20,
+        5,
+    )
+    assert cfg.data == load_config().data  # untouched sections come from params.yaml
+
+
+def test_merge_is_deep():
+    assert merge({"a": {"b": 1, "c": 2}, "d": 3}, {"a": {"c": 5}}) == {"a": {"b": 1, "c": 5}, "d": 3}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda p: p["train"].update(epochs=3), "unknown key 'params.train.epochs'"),
+        (lambda p: p["model"].pop("horizon"), "missing key 'params.model.horizon'"),
+        (lambda p: p["train"].update(learning_rate="3e-3"), "'params.train.learning_rate' must be float"),
+        (lambda p: p["train"].update(batch_size=True), "'params.train.batch_size' must be int"),
+        (lambda p: p["data"].update(format="xlsx"), "'params.data.format' must be one of"),
+        (lambda p: p["model"].update(quantiles=[0.1, 0.9]), "include 0.5"),
+        (lambda p: p["train"].update(loss="mse"), "mse"),
+        (lambda p: p["split"].update(test_start="2019-06"), "train_end < test_start"),
+        (lambda p: p["split"].update(test_end="2021-06"), "exceed model.horizon"),
+        (lambda p: p["split"].update(train_end="2019-13"), "YYYY-MM"),
+    ],
+)
+def test_bad_params_fail_with_one_line(change, message):
+    params = tiny_params()
+    change(params)
+    with pytest.raises(SalesjaxError, match=message) as info:
+        parse_config(params)
+    assert "\n" not in str(info.value)
+
+
+def test_ints_are_accepted_where_floats_are_expected():
+    params = tiny_params()
+    params["train"]["weight_decay"] = 0
+    assert parse_config(params).train.weight_decay == 0.0
+
+
+def test_unreadable_and_invalid_files(tmp_path):
+    with pytest.raises(SalesjaxError, match="cannot read params file"):
+        load_config(tmp_path / "missing.yaml")
+    (tmp_path / "bad.yaml").write_text("data: [unclosed\n")
+    with pytest.raises(SalesjaxError, match="not valid YAML"):
+        load_config(tmp_path / "bad.yaml")
+    (tmp_path / "list.yaml").write_text(yaml.safe_dump([1, 2]))
+    with pytest.raises(SalesjaxError, match="must be a mapping"):
+        load_config(tmp_path / "list.yaml")

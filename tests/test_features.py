@@ -1,0 +1,120 @@
+"""Calendar covariates, per-series scaling and windows."""
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from salesjax import features
+
+
+def calendar(start="2018-01", end="2021-12"):
+    """Monthly calendar features indexed by 'YYYY-MM'."""
+    cal = features.monthly_calendar(pd.Period(start, "M"), pd.Period(end, "M"))
+    return cal.set_axis(cal.index.astype(str))
+
+
+def test_moving_holidays_land_in_their_real_months():
+    cal = calendar()
+    # Ramazan Bayrami: 2018-06-15, 2019-06-05 (its lead days start in May), 2020-05-24.
+    assert cal.loc["2018-06", "ramazan"] == 1.0 and cal.loc["2018-05", "ramazan"] == 0.0
+    assert 0 < cal.loc["2019-05", "ramazan"] < 1 and 0 < cal.loc["2019-06", "ramazan"] < 1
+    assert cal.loc["2020-05", "ramazan"] == 1.0 and cal.loc["2020-06", "ramazan"] == 0.0
+    # Gurban Bayrami: 2019-08-12, 2020-07-31.
+    assert cal.loc["2019-08", "gurban"] == 1.0 and cal.loc["2020-07", "gurban"] == 1.0
+    assert cal.loc["2020-08", "gurban"] == 0.0
+    assert (cal.loc[["2018-03", "2019-03", "2020-03"], "novruz"] == 1.0).all()
+
+
+def test_black_friday_follows_the_fourth_thursday():
+    assert [features.black_friday(y) for y in (2018, 2019, 2020)] == [
+        dt.date(2018, 11, 23),
+        dt.date(2019, 11, 29),
+        dt.date(2020, 11, 27),
+    ]
+
+
+def test_working_days_count_holidays_and_transfers():
+    daily = features.daily_calendar(pd.Period("2020-03", "M"), pd.Period("2020-03", "M"))
+    # March 2020: 22 weekdays; holidays on weekdays: 9 (8 March observed), 20, 23-27 (Novruz + observed
+    # + the day off moved from Sunday 29 March) = 7; Sunday 29 March was a working day.
+    assert daily["working_days"].sum() == 22 - 7 + 1
+    assert daily.loc["2020-03-29", "working_days"]
+
+
+def test_scaler_uses_available_months_only_and_keeps_zero_series_finite():
+    history = np.array([[10.0, 30.0, 999.0], [0.0, 0.0, 0.0]])
+    available = np.array([[True, True, False], [True, True, True]])
+    scaler = features.Scaler.fit(history, available)
+    np.testing.assert_allclose(scaler.scale, [20.0, 1.0])
+    assert np.isfinite(scaler.static()).all()
+
+
+@pytest.fixture
+def windows():
+    """Windows of 2 series x 8 months, the second starting in month 3, context 3, horizon 2."""
+    history = np.arange(16, dtype=float).reshape(2, 8) + 1
+    available = np.ones_like(history, bool)
+    available[1, :3] = False
+    cal = np.tile(np.arange(3 + 8 + 2, dtype=np.float32)[:, None], (1, len(features.FEATURES)))
+    scaler = features.Scaler.fit(history, available)
+    out = features.make_windows(
+        history,
+        available,
+        cal,
+        scaler,
+        np.array([0, 1]),
+        np.array([1, 0]),
+        np.arange(1, 9),
+        context=3,
+        horizon=2,
+        require_target=False,
+    )
+    return history, scaler, out
+
+
+def test_windows_have_the_right_shapes_values_and_masks(windows):
+    history, scaler, w = windows
+    assert w.x.shape == (16, 5, features.num_features())
+    assert w.y.shape == w.mask.shape == (16, 2)
+    first = w.x[0]  # series 0, origin 1: context months -2..0, horizon months 1..2
+    np.testing.assert_allclose(first[:, 0], [0, 0, history[0, 0] / scaler.scale[0], 0, 0], rtol=1e-6)
+    np.testing.assert_array_equal(first[:, 1], [0, 0, 1, 0, 0])  # observed flag
+    np.testing.assert_array_equal(first[:, 2], [0, 0, 0, 1, 1])  # horizon flag
+    np.testing.assert_array_equal(first[:, 3], [1, 2, 3, 4, 5])  # calendar row = context + month
+    np.testing.assert_allclose(w.y[0], history[0, 1:3] / scaler.scale[0], rtol=1e-6)
+
+
+def test_targets_after_the_history_are_masked_and_zero(windows):
+    _, _, w = windows
+    last = 7  # series 0, origin 8: both horizon months lie after the history
+    assert w.mask[last].sum() == 0 and w.y[last].sum() == 0
+    assert w.mask[6].tolist() == [1, 0]  # origin 7: one month inside, one after
+
+
+def test_late_series_context_is_padded_and_flagged(windows):
+    _, _, w = windows
+    late = w.x[8 + 3]  # series 1, origin 4: context months 1..3, only month 3 available
+    np.testing.assert_array_equal(late[:3, 1], [0, 0, 1])
+    assert w.store[8] == 1 and w.category[8] == 0 and w.series[8] == 1
+
+
+def test_training_windows_need_a_target_and_an_observed_context():
+    history = np.ones((1, 6))
+    available = np.array([[False, False, True, True, True, True]])
+    cal = np.zeros((2 + 6 + 2, len(features.FEATURES)), np.float32)
+    w = features.make_windows(
+        history,
+        available,
+        cal,
+        features.Scaler.fit(history, available),
+        np.zeros(1, int),
+        np.zeros(1, int),
+        np.arange(1, 6),
+        context=2,
+        horizon=2,
+        require_target=True,
+    )
+    assert w.series.tolist() == [0, 0, 0]  # origins 3, 4, 5 only
+    assert (w.mask.sum(axis=1) > 0).all() and (w.x[:, :2, 1].sum(axis=1) > 0).all()

@@ -1,0 +1,107 @@
+"""End to end on a tiny panel: prepare -> train -> baselines -> evaluate, and the thesis's mistakes made impossible."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from conftest import make_panel, tiny_params
+
+from salesjax import checkpoint, stages, train
+from salesjax.config import parse_config
+
+MODELS = {"lstm", "lstm_ensemble", "naive", "seasonal_naive", "ets", "arima", "theta"}
+METRICS = {"mae", "rmse", "mase", "wape", "smape", "bias", "pinball", "coverage_80"}
+
+
+def run_pipeline(root, poison_test: bool):
+    """Run every stage in `root` on the tiny panel; optionally poison the test months' revenue."""
+    panel = make_panel()
+    if poison_test:
+        test = panel["month"] >= "2020-01"
+        panel.loc[test, "revenue"] = panel.loc[test, "revenue"] * 1e6 + 1e9
+    root.mkdir()
+    panel.to_csv(root / "panel.csv", index=False)
+    params = tiny_params()
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    cfg = parse_config(params)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        for stage in (stages.prepare, stages.run_train, stages.run_baselines, stages.run_evaluate):
+            stage(cfg)
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """The tiny pipeline run on clean data and on data whose test months are poisoned."""
+    base = tmp_path_factory.mktemp("pipeline")
+    return {
+        poison: (base / str(poison), run_pipeline(base / str(poison), poison)) for poison in (False, True)
+    }
+
+
+def read(root, name):
+    """Bytes of a file in a run."""
+    return (root / name).read_bytes()
+
+
+def test_metrics_json_names_every_model_and_metric(runs):
+    root, _ = runs[False]
+    metrics = json.loads(read(root, "reports/metrics.json"))
+    assert set(metrics) == {"observed"}
+    assert set(metrics["observed"]) == MODELS
+    for values in metrics["observed"].values():
+        assert set(values) == METRICS
+        assert all(np.isfinite(v) for v in values.values())
+
+
+def test_levels_are_coherent(runs):
+    root, _ = runs[False]
+    forecasts = pd.read_parquet(root / "artifacts/evaluation/forecasts.parquet")
+    levels = pd.read_csv(root / "reports/evaluate/levels.csv")
+    for model, rows in forecasts.groupby("model"):
+        total = rows.groupby("month")["q0.5"].sum()
+        bottom_mae = levels.query("level == 'total' and model == @model")["mae"].item()
+        actual = rows.groupby("month")["observed"].sum()
+        assert bottom_mae == pytest.approx(np.mean(np.abs(total - actual)), rel=1e-5)
+
+
+def test_checkpoint_round_trip_reproduces_the_evaluated_forecast(runs):
+    root, cfg = runs[False]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        panel, calendar = stages.load_prepared(cfg)
+        history, available = stages.training_history(cfg, panel)
+        graphdef, params, scaler, model_cfg = checkpoint.load_forecaster(stages.MODELS / "lstm")
+    again = train.forecast(
+        graphdef, params, scaler, history, available, calendar, panel.store, panel.category, model_cfg
+    )[0]
+    forecasts = pd.read_parquet(root / "artifacts/evaluation/forecasts.parquet").query("model == 'lstm'")
+    np.testing.assert_allclose(forecasts["q0.5"].to_numpy(), again[..., 1].reshape(-1), rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "artifacts/models/lstm/params.msgpack",
+        "artifacts/models/lstm_ensemble/params.msgpack",
+        "artifacts/models/lstm/scaler.json",
+        "reports/train/metrics.json",
+        "artifacts/baselines/forecasts.msgpack",
+    ],
+)
+def test_test_months_cannot_reach_training_scaling_or_early_stopping(runs, name):
+    """The thesis stopped early on its test year; here poisoning the test months changes nothing fitted."""
+    assert read(runs[False][0], name) == read(runs[True][0], name)
+
+
+def test_forecasts_are_never_clipped_or_filled_from_actuals(runs):
+    """The thesis scored max(pred, actual); here the forecasts stay the same when the actuals explode."""
+    clean, poisoned = (
+        pd.read_parquet(runs[p][0] / "artifacts/evaluation/forecasts.parquet") for p in (False, True)
+    )
+    quantiles = ["q0.1", "q0.5", "q0.9"]
+    pd.testing.assert_frame_equal(clean[quantiles], poisoned[quantiles])
+    assert (poisoned["observed"] > 1e9).all() and (poisoned["q0.5"] < 1e8).all()
