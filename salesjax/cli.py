@@ -10,7 +10,7 @@ import typing
 from collections.abc import Callable
 from pathlib import Path
 
-from salesjax import stages
+from salesjax import report, stages
 from salesjax.config import Config, load_config
 from salesjax.data import simulate
 from salesjax.data.schema import (
@@ -125,6 +125,7 @@ COMMANDS: dict[str, Command] = {
     "evaluate": Command(
         "DVC stage: score every forecaster on the test months", _params_argument, _stage(stages.run_evaluate)
     ),
+    "report": Command("DVC stage: figures and the report", _params_argument, _stage(report.run_report)),
 }
 
 

@@ -124,20 +124,22 @@ def _curves(fits: dict[str, train.Trained]) -> pd.DataFrame:
 
 
 def run_train(cfg: Config, experiment: str | None = None) -> None:
-    """Train the single LSTM (K=1) and, when train.ensemble_size > 1, its seed ensemble (one vmapped program).
+    """Train the single LSTM (K=1) and its seed ensemble (K members, one vmapped program).
 
-    The default run writes artifacts/models/{lstm,lstm_ensemble}; a named experiment set writes
-    artifacts/models/<name> and reports/train_<name>.
+    The default run writes artifacts/models/{lstm,lstm_ensemble} (with K=1 the ensemble is the single
+    model); a named experiment set trains its single model into artifacts/models/<name> and
+    reports/train_<name>.
     """
     panel, calendar = load_prepared(cfg)
     history, available = training_history(cfg, panel)
     num_ids = (len(panel.stores), len(panel.categories))
     args = (history, available, calendar, panel.store, panel.category, num_ids, cfg.model, cfg.train)
     seeds = [cfg.train.seed + k for k in range(cfg.train.ensemble_size)]
-    runs = {experiment or "lstm": seeds[:1]} | (
-        {"lstm_ensemble": seeds} if experiment is None and len(seeds) > 1 else {}
-    )
-    fits = {name: train.train_forecaster(*args, member_seeds) for name, member_seeds in runs.items()}
+    runs = {experiment or "lstm": seeds[:1]} | ({"lstm_ensemble": seeds} if experiment is None else {})
+    fits = {}
+    for name, member_seeds in runs.items():
+        same = next((fits[n] for n in fits if runs[n] == member_seeds), None)
+        fits[name] = same or train.train_forecaster(*args, member_seeds)
     for name, trained in fits.items():
         checkpoint.save_forecaster(trained, cfg.model, runs[name], num_ids, MODELS / name)
     reports = REPORTS / ("train" if experiment is None else f"train_{experiment}")

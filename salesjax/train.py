@@ -65,18 +65,30 @@ LOSSES = {"pinball": pinball_loss, "mse": mse_loss}
 
 
 def make_optimizer(cfg: TrainConfig, total_steps: int) -> optax.GradientTransformation:
-    """AdamW on a warm-up + cosine schedule, after clipping the global gradient norm."""
-    schedule = optax.warmup_cosine_decay_schedule(
-        cfg.learning_rate / 10,
-        cfg.learning_rate,
-        min(cfg.warmup_steps, total_steps - 1),
-        total_steps,
-        cfg.learning_rate / 10,
+    """AdamW on a warm-up + cosine schedule, after clipping the global gradient norm.
+
+    The peak learning rate and the weight decay are injected hyperparameters: they live in the
+    optimiser state, so members of one vmapped program can each have their own (`with_hypers`).
+    """
+    shape = optax.warmup_cosine_decay_schedule(
+        0.1, 1.0, min(cfg.warmup_steps, total_steps - 1), total_steps, 0.1
     )
-    return optax.chain(
-        optax.clip_by_global_norm(cfg.clip_norm),
-        optax.adamw(schedule, weight_decay=cfg.weight_decay),
-    )
+
+    def adamw(learning_rate, weight_decay):
+        return optax.chain(
+            optax.clip_by_global_norm(cfg.clip_norm),
+            optax.scale_by_adam(),
+            optax.add_decayed_weights(weight_decay),
+            optax.scale_by_schedule(lambda count: -learning_rate * shape(count)),
+        )
+
+    return optax.inject_hyperparams(adamw)(learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay)
+
+
+def with_hypers(opt_state, hypers: list[tuple[float, float]]):
+    """Stacked optimiser state with member k's (learning_rate, weight_decay) set to hypers[k]."""
+    lr, wd = (jnp.asarray(v, jnp.float32) for v in zip(*hypers, strict=True))
+    return opt_state._replace(hyperparams=opt_state.hyperparams | {"learning_rate": lr, "weight_decay": wd})
 
 
 def make_train_step(graphdef: nnx.GraphDef, tx: optax.GradientTransformation, loss: Callable, quantiles):
@@ -166,6 +178,7 @@ def fit(
     *,
     val: Windows | None = None,
     epochs: np.ndarray | None = None,
+    hypers: list[tuple[float, float]] | None = None,
     label: str = "fit",
 ) -> FitResult:
     """Train members on `train` windows.
@@ -173,7 +186,8 @@ def fit(
     With `val`: early stopping, each member keeps the parameters of its best validation epoch and
     stops counting after `cfg.patience` epochs without improvement. With `epochs` (i32[K]): each
     member keeps its parameters after exactly that many epochs (the refit). `shapes` is
-    (num_features, num_stores, num_categories).
+    (num_features, num_stores, num_categories). `hypers` gives each member its own (learning rate,
+    weight decay); by default all use the config's.
     """
     start = time.perf_counter()
     graphdef, params = init_members(model_cfg, shapes, seeds)
@@ -184,7 +198,10 @@ def fit(
     train_step = make_train_step(graphdef, tx, loss, model_cfg.quantiles)
     eval_loss = make_eval_loss(graphdef, loss, model_cfg.quantiles) if val is not None else None
     keys = jnp.stack([jax.random.key(s) for s in seeds])
-    state = TrainState(jnp.zeros(len(seeds), jnp.int32), keys, params, jax.vmap(tx.init)(params))
+    opt_state = with_hypers(
+        jax.vmap(tx.init)(params), hypers or [(cfg.learning_rate, cfg.weight_decay)] * len(seeds)
+    )
+    state = TrainState(jnp.zeros(len(seeds), jnp.int32), keys, params, opt_state)
     kept = jax.tree.map(jnp.copy, params)
     rngs = [np.random.default_rng(s) for s in seeds]
     train_dev = jax.device_put(train)
