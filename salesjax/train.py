@@ -8,6 +8,7 @@ member trained alone with that seed.
 
 import dataclasses
 import functools
+import math
 import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -17,6 +18,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
+from jax.sharding import AxisType, Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 from tqdm import tqdm
 
 from salesjax.config import ModelConfig, TrainConfig
@@ -140,6 +143,23 @@ def init_members(model_cfg: ModelConfig, shapes: tuple[int, int, int], seeds: li
     return graphdef, jax.tree.map(lambda *leaves: jnp.stack(leaves), *params)
 
 
+def make_mesh(members: int) -> Mesh:
+    """All devices as a (member, data) mesh: members spread over devices if they divide, else the batch.
+
+    On one CPU this is a 1 x 1 mesh and changes nothing; with N devices (GPUs, or host devices from
+    XLA_FLAGS=--xla_force_host_platform_device_count=N) parameters are replicated and each device
+    computes its slice of the batch or its members, and XLA inserts the reductions (data parallelism).
+    """
+    n = jax.device_count()
+    per_member = math.gcd(members, n)
+    return jax.make_mesh((per_member, n // per_member), ("member", "data"), axis_types=(AxisType.Auto,) * 2)
+
+
+def _place(tree, mesh: Mesh, spec: P):
+    """device_put every leaf of `tree` with the given partition spec on `mesh`."""
+    return jax.device_put(tree, NamedSharding(mesh, spec))
+
+
 def _epoch_batches(rngs: list[np.random.Generator], n: int, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
     """Per-member shuffled indices i32[K,steps,B] and validity f32[K,steps,B] (the last batch padded)."""
     steps = -(-n // batch_size)
@@ -180,6 +200,7 @@ def fit(
     epochs: np.ndarray | None = None,
     hypers: list[tuple[float, float]] | None = None,
     label: str = "fit",
+    mesh: Mesh | None = None,
 ) -> FitResult:
     """Train members on `train` windows.
 
@@ -187,7 +208,7 @@ def fit(
     stops counting after `cfg.patience` epochs without improvement. With `epochs` (i32[K]): each
     member keeps its parameters after exactly that many epochs (the refit). `shapes` is
     (num_features, num_stores, num_categories). `hypers` gives each member its own (learning rate,
-    weight decay); by default all use the config's.
+    weight decay); by default all use the config's. `mesh` defaults to `make_mesh` over all devices.
     """
     start = time.perf_counter()
     graphdef, params = init_members(model_cfg, shapes, seeds)
@@ -195,23 +216,30 @@ def fit(
     max_epochs = cfg.max_epochs if epochs is None else int(np.max(epochs))
     tx = make_optimizer(cfg, steps_per_epoch * max(max_epochs, 1))
     loss = LOSSES[cfg.loss]
+    mesh = mesh or make_mesh(len(seeds))
+    if cfg.batch_size % mesh.shape["data"]:
+        raise SalesjaxError(
+            f"train.batch_size={cfg.batch_size} must divide over {mesh.shape['data']} devices"
+        )
     train_step = make_train_step(graphdef, tx, loss, model_cfg.quantiles)
     eval_loss = make_eval_loss(graphdef, loss, model_cfg.quantiles) if val is not None else None
     keys = jnp.stack([jax.random.key(s) for s in seeds])
     opt_state = with_hypers(
         jax.vmap(tx.init)(params), hypers or [(cfg.learning_rate, cfg.weight_decay)] * len(seeds)
     )
-    state = TrainState(jnp.zeros(len(seeds), jnp.int32), keys, params, opt_state)
-    kept = jax.tree.map(jnp.copy, params)
+    state = _place(TrainState(jnp.zeros(len(seeds), jnp.int32), keys, params, opt_state), mesh, P("member"))
+    kept = jax.tree.map(jnp.copy, state.params)
     rngs = [np.random.default_rng(s) for s in seeds]
-    train_dev = jax.device_put(train)
+    train_dev, val = _place(train, mesh, P()), _place(val, mesh, P())
     best = np.full(len(seeds), np.inf)
     since_best = np.zeros(len(seeds), np.int32)
     kept_epoch = np.zeros(len(seeds), np.int32)
     train_curve, val_curve = [], []
     bar = tqdm(range(1, max_epochs + 1), desc=label, leave=False, dynamic_ncols=True)
     for epoch in bar:
-        idx, valid = _epoch_batches(rngs, len(train.y), cfg.batch_size)
+        idx, valid = _place(
+            _epoch_batches(rngs, len(train.y), cfg.batch_size), mesh, P("member", None, "data")
+        )
         step_losses = []
         for s in range(steps_per_epoch):
             state, stats = train_step(state, train_dev, idx[:, s], valid[:, s])
