@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from salesjax.data.simulate import COLUMNS, simulate, write_dataset
+from salesjax.data.schema import TRANSACTION_COLUMNS as COLUMNS
+from salesjax.data.simulate import simulate, write_dataset
 
 STORE_SHARES = {
     36: 8.8, 84: 4.8, 108: 6.8, 120: 8.3, 132: 7.1, 180: 5.4, 252: 3.0, 264: 9.6, 276: 4.3,

@@ -29,19 +29,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-COLUMNS = (
-    "TransactionID",
-    "SalesDate",
-    "ProductCategory",
-    "ProductID",
-    "ProductName",
-    "Age",
-    "Gender",
-    "StoreId",
-    "Quantity",
-    "Price",
-    "Revenue",
-)
+from salesjax.data.schema import TRANSACTION_COLUMNS
+
 START, END, COVID_YEAR = "2018-01-01", "2020-12-31", 2020
 # Expected (units, revenue AZN, smartphone revenue AZN) per year. 2018, 2019 and observed 2020 are
 # the thesis figures; the counterfactual 2020 continues the 2018-2019 growth at a slower pace.
@@ -610,7 +599,7 @@ def _frame(days: pd.DatetimeIndex, cols: dict[str, np.ndarray], cat: Catalogue) 
         "Revenue": np.round(quantity * price, 2),
     }
     text = ("TransactionID", "SalesDate", "ProductCategory", "ProductName", "Gender")
-    return pd.DataFrame(frame, columns=list(COLUMNS)).astype(dict.fromkeys(text, "str"))
+    return pd.DataFrame(frame, columns=list(TRANSACTION_COLUMNS)).astype(dict.fromkeys(text, "str"))
 
 
 def _take(cols: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, np.ndarray]:
@@ -645,6 +634,6 @@ def write_dataset(observed: pd.DataFrame, counterfactual: pd.DataFrame, out: Pat
             pa.Table.from_pandas(frame, preserve_index=False),
             out / f"{name}.parquet",
             compression="zstd",
-            use_dictionary=[c for c in COLUMNS if c != "TransactionID"],
+            use_dictionary=[c for c in TRANSACTION_COLUMNS if c != "TransactionID"],
             column_encoding={"TransactionID": "DELTA_LENGTH_BYTE_ARRAY"},
         )
