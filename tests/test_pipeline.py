@@ -1,6 +1,7 @@
-"""End to end on a tiny panel: prepare -> train -> baselines -> evaluate, and the thesis's mistakes made impossible."""
+"""End to end on a tiny panel, prepare to evaluate; the thesis's mistakes made impossible."""
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -9,6 +10,7 @@ import yaml
 from conftest import make_panel, tiny_params
 
 from salesjax import checkpoint, stages, train
+from salesjax.cli import main
 from salesjax.config import parse_config
 
 MODELS = {"lstm", "lstm_ensemble", "naive", "seasonal_naive", "ets", "arima", "theta"}
@@ -63,7 +65,7 @@ def test_levels_are_coherent(runs):
     levels = pd.read_csv(root / "reports/evaluate/levels.csv")
     for model, rows in forecasts.groupby("model"):
         total = rows.groupby("month")["q0.5"].sum()
-        bottom_mae = levels.query("level == 'total' and model == @model")["mae"].item()
+        bottom_mae = levels[(levels["level"] == "total") & (levels["model"] == model)]["mae"].item()
         actual = rows.groupby("month")["observed"].sum()
         assert bottom_mae == pytest.approx(np.mean(np.abs(total - actual)), rel=1e-5)
 
@@ -105,3 +107,27 @@ def test_forecasts_are_never_clipped_or_filled_from_actuals(runs):
     quantiles = ["q0.1", "q0.5", "q0.9"]
     pd.testing.assert_frame_equal(clean[quantiles], poisoned[quantiles])
     assert (poisoned["observed"] > 1e9).all() and (poisoned["q0.5"] < 1e8).all()
+
+
+def test_prepare_refuses_input_with_too_many_rejected_rows(panel_csv, monkeypatch, capsys):
+    panel = pd.read_csv(panel_csv / "panel.csv")
+    panel.loc[::10, "revenue"] = -1.0  # 10% of the rows, above the 1% allowed by data.max_rejected_fraction
+    panel.to_csv(panel_csv / "panel.csv", index=False)
+    monkeypatch.chdir(panel_csv)
+    assert main(["prepare"]) == 2
+    err = capsys.readouterr().err
+    assert re.match(r"error: observed: 10\.\d% of rows rejected, above data.max_rejected_fraction", err)
+    assert err.count("\n") == 1
+    assert "bad_revenue" in err and "Traceback" not in err
+
+
+def test_prepare_keeps_every_row_accounted_for(panel_csv, monkeypatch):
+    panel = pd.read_csv(panel_csv / "panel.csv")
+    panel.loc[3, "month"] = "03-2019"  # one bad row, under the limit
+    panel.to_csv(panel_csv / "panel.csv", index=False)
+    monkeypatch.chdir(panel_csv)
+    assert main(["prepare"]) == 0
+    counts = json.loads((panel_csv / "reports/prepare.json").read_text())["observed"]
+    assert counts["rows_in"] == len(panel) == counts["rows_kept"] + counts["rows_quarantined"]
+    assert counts["quarantined_bad_month"] == 1
+    assert len(pd.read_parquet(panel_csv / "artifacts/prepared/quarantine.parquet")) == 1
