@@ -18,7 +18,8 @@ Each series is fitted on exactly the history it is given (the caller passes trai
   series with no observed month gets 0.
 - Revenue cannot be negative, so every output is clipped at 0 (the lower bound of revenue; it uses
   nothing from the actuals). Quantiles are then sorted along Q so they never cross.
-Deterministic: single process (n_jobs=1); AutoTheta's interval simulation uses a fixed seed.
+Deterministic: each series is fitted on its own (one process by default, `n_jobs` forked workers on
+request, the same fits either way); AutoTheta's interval simulation uses a fixed seed.
 """
 
 import numpy as np
@@ -84,12 +85,13 @@ def _fit_predict(
     horizon: int,
     season_length: int,
     levels: list[int | float],
+    n_jobs: int = 1,
 ) -> pd.DataFrame:
     """statsforecast forecast frame for series `rows`, covering months T..T+H-1 of each."""
     frames = [_series_frame(s, history[s], history_mask[s]) for s in rows]
     last = np.array([f["ds"].iat[-1] for f in frames])
     n_months = history.shape[1]
-    sf = StatsForecast(models=make_models(season_length), freq=1, n_jobs=1, fallback_model=Naive())
+    sf = StatsForecast(models=make_models(season_length), freq=1, n_jobs=n_jobs, fallback_model=Naive())
     steps = horizon + int((n_months - 1 - last).max())
     # On short series AutoETS tries candidates with 0 residual degrees of freedom (a divide-by-zero
     # warning); a non-finite forecast that results is replaced by Naive in _apply_fallbacks.
@@ -111,8 +113,13 @@ def forecast_baselines(
     horizon: int,
     season_length: int,
     quantiles: tuple[float, ...],
+    n_jobs: int = 1,
 ) -> dict[str, np.ndarray]:
-    """Each baseline's f64[S,H,Q] forecast (revenue, >= 0) from history f[S,T], mask bool[S,T]."""
+    """Each baseline's f64[S,H,Q] forecast (revenue, >= 0) from history f[S,T], mask bool[S,T].
+
+    `n_jobs` > 1 fits the series in that many forked worker processes (the same per-series fits, so
+    the same forecasts); fork before the JAX runtime starts in the process, never after.
+    """
     levels, suffixes = quantile_columns(quantiles)
     n_series, n_months = history.shape
     constant = _constant_rows(history, history_mask)
@@ -120,7 +127,7 @@ def forecast_baselines(
     out = {name: base.copy() for name in BASELINES}
     rows = np.flatnonzero(~constant)
     if rows.size:
-        fc = _fit_predict(history, history_mask, rows, horizon, season_length, levels)
+        fc = _fit_predict(history, history_mask, rows, horizon, season_length, levels, n_jobs)
         for name in BASELINES:
             for k, suffix in enumerate(suffixes):
                 column = _to_array(fc, name + suffix, n_series, n_months, horizon)

@@ -10,7 +10,7 @@ import typing
 from collections.abc import Callable
 from pathlib import Path
 
-from salesjax import report, stages
+from salesjax import backtest, bench, experiment_sets, report, stages, sweep
 from salesjax.config import Config, load_config
 from salesjax.data import simulate
 from salesjax.data.schema import (
@@ -112,6 +112,31 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _experiment_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `salesjax experiment`."""
+    parser.add_argument("name", help="a set in experiments/<name>.yaml, e.g. default, thesis, sweep")
+
+
+def _experiment(args: argparse.Namespace) -> int:
+    """Print a named set's `-S key=value` overrides, one pair a line, for `dvc exp run $(...)`."""
+    pairs = experiment_sets.overrides(args.name)
+    for flag, pair in zip(pairs[::2], pairs[1::2], strict=True):
+        print(flag, pair)
+    return 0
+
+
+def _bench_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `salesjax bench`."""
+    parser.add_argument("--quick", action="store_true", help="fewer repeats, 400 and 4,000 series only")
+    parser.add_argument("--out", type=Path, default=Path("reports/benchmarks.json"), help="JSON to write")
+
+
+def _bench(args: argparse.Namespace) -> int:
+    """Benchmark the train step (against PyTorch), the machine's peak, epoch time and scaling."""
+    print(bench.summary(bench.run_bench(args.quick, args.out)))
+    return 0
+
+
 COMMANDS: dict[str, Command] = {
     "validate": Command("check a raw file against the data contract", _validate_arguments, _validate),
     "simulate": Command("write the calibrated default dataset", _simulate_arguments, _simulate),
@@ -126,6 +151,16 @@ COMMANDS: dict[str, Command] = {
         "DVC stage: score every forecaster on the test months", _params_argument, _stage(stages.run_evaluate)
     ),
     "report": Command("DVC stage: figures and the report", _params_argument, _stage(report.run_report)),
+    "backtest": Command(
+        "DVC stage: rolling-origin backtest, all models", _params_argument, _stage(backtest.run_backtest)
+    ),
+    "sweep": Command(
+        "DVC stage: vmapped hyperparameter sweep on the hold-out", _params_argument, _stage(sweep.run_sweep)
+    ),
+    "experiment": Command(
+        "print a named experiment set as `dvc exp run -S` overrides", _experiment_arguments, _experiment
+    ),
+    "bench": Command("benchmark the train step against PyTorch, peak, scaling", _bench_arguments, _bench),
 }
 
 

@@ -93,6 +93,24 @@ class EvaluateConfig:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class BacktestConfig:
+    """Rolling forecast origins: each re-fits every forecaster on the months before it."""
+
+    origins: tuple[str, ...]  # YYYY-MM, the first forecast month of each origin
+    ensemble_size: int  # seed-ensemble members of the backtest's ensemble (kept small for time)
+    n_jobs: int  # statsforecast worker processes for the baselines
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class SweepConfig:
+    """A same-shape hyperparameter grid trained as one vmapped program, chosen on the hold-out."""
+
+    learning_rates: tuple[float, ...]
+    weight_decays: tuple[float, ...]
+    seeds: tuple[int, ...]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class Config:
     """All of params.yaml."""
 
@@ -101,6 +119,8 @@ class Config:
     model: ModelConfig
     train: TrainConfig
     evaluate: EvaluateConfig
+    backtest: BacktestConfig
+    sweep: SweepConfig
 
 
 def _build(cls: type, raw: object, where: str):
@@ -156,6 +176,31 @@ def _check(cfg: Config) -> None:
         raise SalesjaxError("params: model.quantiles must be increasing, distinct and include 0.5")
     if not all(0.0 < q < 1.0 for q in cfg.model.quantiles):
         raise SalesjaxError("params: model.quantiles must lie strictly between 0 and 1")
+    _check_backtest(cfg)
+    _check_sweep(cfg.sweep)
+
+
+def _check_backtest(cfg: Config) -> None:
+    """Backtest origins: YYYY-MM, increasing, after at least 4 training months and not after test_end."""
+    try:
+        origins = [pd.Period(o, "M") for o in cfg.backtest.origins]
+    except ValueError as exc:
+        raise SalesjaxError(f"params: backtest.origins must be YYYY-MM ({exc})") from None
+    train_start, _, _, test_end = cfg.split.months()
+    if not origins or origins != sorted(set(origins)):
+        raise SalesjaxError("params: backtest.origins must be a non-empty, increasing list of months")
+    if (origins[0] - train_start).n < 4 or origins[-1] > test_end:
+        raise SalesjaxError(
+            "params: backtest.origins must leave at least 4 training months and not pass split.test_end"
+        )
+    if cfg.backtest.ensemble_size < 1 or cfg.backtest.n_jobs < 1:
+        raise SalesjaxError("params: backtest.ensemble_size and backtest.n_jobs must be at least 1")
+
+
+def _check_sweep(sweep: SweepConfig) -> None:
+    """Every sweep dimension has at least one value."""
+    if not (sweep.learning_rates and sweep.weight_decays and sweep.seeds):
+        raise SalesjaxError("params: sweep.learning_rates, weight_decays and seeds must each be non-empty")
 
 
 def parse_config(raw: object) -> Config:

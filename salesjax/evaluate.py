@@ -11,9 +11,16 @@ import pandas as pd
 
 from salesjax import metrics
 
-
 GAP_COLUMNS = (
-    "level", "name", "model", "observed", "counterfactual", "forecast", "gap", "predicted_gap", "share_predicted"
+    "level",
+    "name",
+    "model",
+    "observed",
+    "counterfactual",
+    "forecast",
+    "gap",
+    "predicted_gap",
+    "share_predicted",
 )
 
 

@@ -76,6 +76,7 @@ def prepare(cfg: Config) -> None:
         monthly.get("counterfactual"),
         cfg.split,
         explicit_zeros=data.format == "transactions",
+        context=cfg.model.context,
     )
     train_start, _, _, test_end = cfg.split.months()
     calendar = features.monthly_calendar(train_start - cfg.model.context, test_end + cfg.model.horizon)

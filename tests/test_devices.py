@@ -21,7 +21,8 @@ SCRIPT = textwrap.dedent(
     one = jax.make_mesh((1, 1), ("member", "data"), devices=jax.devices()[:1], axis_types=auto)
     results = {}
     for name, seeds, mesh in [("one", [0, 1], one), ("data", [0], None), ("members", [0, 1], None)]:
-        fit = train.fit(cfg.model, cfg.train, windows, shapes, seeds, epochs=np.array([2] * len(seeds)), mesh=mesh)
+        epochs = np.array([2] * len(seeds))
+        fit = train.fit(cfg.model, cfg.train, windows, shapes, seeds, epochs=epochs, mesh=mesh)
         results[name] = [np.asarray(x) for x in jax.tree.leaves(fit.params)]
     assert train.make_mesh(1).shape == {"member": 1, "data": 2}
     assert train.make_mesh(2).shape == {"member": 2, "data": 1}

@@ -33,27 +33,27 @@ def test_monthly_revenue_sums_transactions_per_month():
 
 def test_transactions_give_explicit_zeros_after_the_first_sale():
     monthly = rows(("2019-02", "A", "x", 5.0), ("2019-04", "A", "x", 7.0))
-    panel, _ = build_panel(monthly, None, SPLIT, explicit_zeros=True)
+    panel, _ = build_panel(monthly, None, SPLIT, explicit_zeros=True, context=2)
     assert panel["available"].tolist() == [False, True, True, True, True, True]
     assert panel["observed"].tolist() == [0.0, 5.0, 0.0, 7.0, 0.0, 0.0]
 
 
 def test_panel_gaps_stay_missing():
     monthly = rows(("2019-01", "A", "x", 5.0), ("2019-03", "A", "x", 7.0), ("2019-05", "A", "x", 1.0))
-    panel, _ = build_panel(monthly, None, SPLIT, explicit_zeros=False)
+    panel, _ = build_panel(monthly, None, SPLIT, explicit_zeros=False, context=2)
     assert panel["available"].tolist() == [True, False, True, False, True, False]
 
 
 def test_pairs_only_in_the_test_months_are_counted_not_modelled():
     monthly = rows(("2019-01", "A", "x", 5.0), ("2019-05", "B", "y", 9.0), ("2019-06", "B", "z", 1.0))
-    panel, counts = build_panel(monthly, None, SPLIT, explicit_zeros=True)
+    panel, counts = build_panel(monthly, None, SPLIT, explicit_zeros=True, context=2)
     assert counts["series"] == 1 and counts["series_only_in_test"] == 2
     assert set(panel["store"]) == {"A"}
 
 
 def test_all_zero_training_series_are_flagged():
     monthly = rows(("2019-01", "A", "x", 0.0), ("2019-01", "A", "y", 3.0))
-    _, counts = build_panel(monthly, None, SPLIT, explicit_zeros=False)
+    _, counts = build_panel(monthly, None, SPLIT, explicit_zeros=False, context=2)
     assert counts["series_all_zero_in_training"] == 1
 
 
@@ -64,7 +64,7 @@ def test_counterfactual_replaces_only_its_own_months():
     monthly = pd.concat([monthly, rows(("2019-01", "A", "y", 1.0))])
     # The file covers May and June; A/x has no June row there, so it sold nothing in June in that world.
     counterfactual = rows(("2019-05", "A", "x", 30.0), ("2019-06", "A", "y", 2.0))
-    panel, _ = build_panel(monthly, counterfactual, SPLIT, explicit_zeros=True)
+    panel, _ = build_panel(monthly, counterfactual, SPLIT, explicit_zeros=True, context=2)
     x = panel[panel["category"] == "x"]
     assert x["observed"].tolist() == [10.0] * 6
     assert x["counterfactual"].tolist() == [10.0, 10.0, 10.0, 10.0, 30.0, 0.0]
@@ -72,12 +72,12 @@ def test_counterfactual_replaces_only_its_own_months():
 
 def test_no_training_rows_is_a_clear_error():
     with pytest.raises(SalesjaxError, match="no rows fall in the training months"):
-        build_panel(rows(("2019-05", "A", "x", 1.0)), None, SPLIT, explicit_zeros=True)
+        build_panel(rows(("2019-05", "A", "x", 1.0)), None, SPLIT, explicit_zeros=True, context=2)
 
 
 def test_dense_view_round_trips_the_long_table():
     monthly = rows(("2019-01", "B", "y", 1.0), ("2019-02", "A", "x", 2.0), ("2019-03", "A", "y", 4.0))
-    panel, _ = build_panel(monthly, None, SPLIT, explicit_zeros=True)
+    panel, _ = build_panel(monthly, None, SPLIT, explicit_zeros=True, context=2)
     dense = Panel.from_frame(panel)
     assert dense.worlds["observed"].shape == (3, 6)
     assert dense.series_names == ["A / x", "A / y", "B / y"]

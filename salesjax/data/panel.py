@@ -37,13 +37,16 @@ def build_panel(
     split: SplitConfig,
     *,
     explicit_zeros: bool,
+    context: int,
 ) -> tuple[pd.DataFrame, dict[str, int]]:
     """Long panel over train_start..test_end with `available`, `observed` and (maybe) `counterfactual`.
 
     A series is a store x category pair seen in the training months. With `explicit_zeros`
     (transactions) a month without sales after the series' first sale is a real zero; otherwise (a
     panel) a month without a row is missing and masked. Pairs seen only in the test months cannot be
-    forecast: they are counted, not silently dropped.
+    forecast: they are counted and named in a printed message, not silently dropped. Short, late and
+    gappy histories are kept (the model pads and masks them) and counted, as are the series with
+    fewer available training months than `context` (the model's window).
     """
     train_start, train_end, _, test_end = split.months()
     monthly = monthly[(monthly["month"] >= train_start) & (monthly["month"] <= test_end)]
@@ -52,6 +55,7 @@ def build_panel(
     if series.empty:
         raise SalesjaxError(f"no rows fall in the training months {train_start}..{train_end}")
     test_only = monthly.loc[~in_train, KEYS].drop_duplicates().merge(series, how="left", indicator=True)
+    test_only = test_only.loc[test_only["_merge"] == "left_only", KEYS].sort_values(KEYS, ignore_index=True)
     panel = _grid(series, pd.period_range(train_start, test_end, freq="M"))
     panel = panel.merge(monthly.rename(columns={"revenue": "observed"}), how="left", on=["month", *KEYS])
     first = panel.dropna(subset="observed").groupby(KEYS)["month"].min().rename("first")
@@ -68,13 +72,55 @@ def build_panel(
         panel = panel.drop(columns="cf")
     panel = panel.drop(columns="first")
     train = panel[panel["month"] <= train_end].groupby(KEYS, sort=False)
+    all_zero = train["observed"].sum() == 0
     counts = {
         "series": len(series),
-        "series_only_in_test": int((test_only["_merge"] == "left_only").sum()),
-        "series_all_zero_in_training": int((train["observed"].sum() == 0).sum()),
+        "series_only_in_test": len(test_only),
+        "stores_only_in_test": len(set(test_only["store"]) - set(series["store"])),
+        "categories_only_in_test": len(set(test_only["category"]) - set(series["category"])),
+        "series_all_zero_in_training": int(all_zero.sum()),
     }
+    counts |= _history_counts(panel, len(series), (train_end - train_start).n + 1, context)
+    _print_flags(test_only, series, [f"{s} / {c}" for s, c in all_zero[all_zero].index])
     panel["month"] = panel["month"].astype(str)
     return panel, counts
+
+
+def _history_counts(panel: pd.DataFrame, n_series: int, n_train: int, context: int) -> dict[str, int]:
+    """Series whose training history starts late, has missing months inside, or is shorter than `context`."""
+    available = panel["available"].to_numpy(bool).reshape(n_series, -1)[:, :n_train]
+    n = available.sum(axis=1)
+    first = available.argmax(axis=1)
+    last = n_train - 1 - available[:, ::-1].argmax(axis=1)
+    return {
+        "series_late_start": int((first > 0).sum()),
+        "series_with_gaps": int((last - first + 1 > n).sum()),
+        "series_shorter_than_context": int((n < context).sum()),
+    }
+
+
+def _names(labels: list[str], limit: int = 10) -> str:
+    """The first `limit` labels joined by commas, then how many more."""
+    more = f" and {len(labels) - limit} more" if len(labels) > limit else ""
+    return ", ".join(labels[:limit]) + more
+
+
+def _print_flags(test_only: pd.DataFrame, series: pd.DataFrame, all_zero: list[str]) -> None:
+    """Tell the user which pairs get no forecast (test months only) and which are all zero in training."""
+    if len(test_only):
+        pairs = _names([f"{s} / {c}" for s, c in test_only[KEYS].itertuples(index=False)])
+        print(
+            f"prepare: {len(test_only)} store x category pair(s) appear only in the test months: {pairs}. "
+            "They have no training history, so no model forecasts them and the metrics leave them out."
+        )
+    for key, plural in zip(KEYS, ("stores", "categories"), strict=True):
+        if new := sorted(set(test_only[key]) - set(series[key])):
+            print(f"prepare: {plural} only in the test months (no training history): {_names(new)}")
+    if all_zero:
+        print(
+            f"prepare: {len(all_zero)} series are zero in every training month (their MASE scale is 0, so "
+            f"MASE leaves them out): {_names(all_zero)}"
+        )
 
 
 @dataclasses.dataclass(frozen=True)

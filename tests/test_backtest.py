@@ -1,0 +1,157 @@
+"""Rolling-origin backtest on the tiny panel: outputs, the per-origin months, and no look-ahead."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from conftest import make_panel, tiny_params
+
+from salesjax import backtest, stages
+from salesjax.config import parse_config
+from salesjax.data.panel import Panel
+from salesjax.errors import SalesjaxError
+
+MODELS = ["lstm", "lstm_ensemble", "naive", "seasonal_naive", "ets", "arima", "theta"]
+ORIGINS = ["2019-07", "2020-02"]
+
+
+def backtest_params() -> dict:
+    """Tiny params with two origins, the last cut short by split.test_end (2020-03)."""
+    params = tiny_params()
+    params["backtest"].update(origins=ORIGINS, ensemble_size=1, n_jobs=1)
+    return params
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """prepare + backtest on the tiny panel; (root, config)."""
+    root = tmp_path_factory.mktemp("backtest")
+    make_panel().to_csv(root / "panel.csv", index=False)
+    params = backtest_params()
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    cfg = parse_config(params)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        stages.prepare(cfg)
+        backtest.run_backtest(cfg)
+    return root, cfg
+
+
+@pytest.fixture(scope="module")
+def prepared(run):
+    """The prepared panel and calendar of the run."""
+    root, cfg = run
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        return stages.load_prepared(cfg)
+
+
+def test_backtest_json_has_every_origin_model_and_metric(run):
+    root, _ = run
+    results = json.loads((root / "reports/backtest.json").read_text())
+    assert list(results["origins"]) == ORIGINS
+    for models in [*results["origins"].values(), results["mean"]]:
+        assert list(models) == MODELS
+        for values in models.values():
+            assert list(values) == list(backtest.METRICS)
+            assert all(np.isfinite(v) for v in values.values())
+    mase = [results["origins"][o]["lstm"]["mase"] for o in ORIGINS]
+    assert results["mean"]["lstm"]["mase"] == pytest.approx(np.mean(mase), rel=1e-5)
+
+
+def test_metrics_csv_and_figure(run):
+    root, _ = run
+    table = pd.read_csv(root / "reports/backtest/metrics.csv")
+    assert list(table.columns[:4]) == ["origin", "target", "level", "model"]
+    assert set(table["target"]) == {"observed"}  # the tiny panel has no counterfactual world
+    assert len(table) == len(ORIGINS) * 4 * len(MODELS)
+    assert (root / "reports/backtest/error_by_origin.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_error_by_origin_figure_is_byte_stable(run, tmp_path):
+    table = pd.read_csv(run[0] / "reports/backtest/metrics.csv")
+    first, _ = (backtest.error_by_origin(table, tmp_path / f"{k}.png") for k in "ab")
+    assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
+    assert [line.get_label() for line in first.axes[0].get_lines()][: len(MODELS)] == MODELS
+
+
+def test_origins_test_horizon_months_cut_at_test_end(prepared):
+    panel, _ = prepared
+    cfg = parse_config(backtest_params())
+    first, last = backtest.origins(cfg, panel)
+    assert (first.start, first.stop) == (18, 21)  # 2019-07..2019-09: model.horizon months
+    assert (last.start, last.stop) == (25, 27)  # 2020-02..2020-03: cut at split.test_end
+
+
+def test_hold_out_is_at_most_half_of_an_origins_training_months():
+    train_cfg = parse_config(tiny_params()).train
+    assert backtest.origin_train_config(train_cfg, 24).validation_months == 6
+    assert backtest.origin_train_config(train_cfg, 9).validation_months == 4
+
+
+def _poisoned(panel: Panel, start: int) -> Panel:
+    """The panel with every month from `start` on exploded and marked available."""
+    worlds = {w: v.copy() for w, v in panel.worlds.items()}
+    for values in worlds.values():
+        values[:, start:] = values[:, start:] * 1e6 + 1e9
+    available = panel.available.copy()
+    available[:, start:] = True
+    return dataclasses.replace(panel, worlds=worlds, available=available)
+
+
+def test_nothing_at_or_after_the_origin_reaches_any_forecaster(prepared):
+    panel, calendar = prepared
+    cfg = parse_config(backtest_params())
+    origin = backtest.origins(cfg, panel)[0]
+    forecasts = {}
+    for name, world in {"clean": panel, "poisoned": _poisoned(panel, origin.start)}.items():
+        history, available = backtest.training_months(cfg, world, origin)
+        n_test = origin.stop - origin.start
+        forecasts[name] = backtest.baseline_forecasts(
+            cfg, history, available, n_test
+        ) | backtest.lstm_forecasts(cfg, world, calendar, history, available, n_test)
+    assert set(forecasts["clean"]) == set(MODELS)
+    for model in MODELS:
+        np.testing.assert_array_equal(forecasts["clean"][model].values, forecasts["poisoned"][model].values)
+
+
+def test_counterfactual_is_scored_only_where_it_differs():
+    months = pd.period_range("2019-01", "2020-06", freq="M")
+    observed = np.arange(2 * len(months), dtype=float).reshape(2, -1) + 1.0
+    counterfactual = observed.copy()
+    counterfactual[:, months >= pd.Period("2020-01", "M")] += 5.0
+    panel = Panel(
+        months=months,
+        stores=("S0",),
+        categories=("C0", "C1"),
+        store=np.zeros(2, np.int32),
+        category=np.arange(2, dtype=np.int32),
+        available=np.ones(observed.shape, bool),
+        worlds={"observed": observed, "counterfactual": counterfactual},
+    )
+    cfg = parse_config(backtest_params())
+    before = backtest.Origin("2019-07", 6, 9)
+    overlapping = backtest.Origin("2019-11", 10, 13)
+    assert list(backtest.truths(cfg, panel, before)) == ["observed"]
+    assert list(backtest.truths(cfg, panel, overlapping)) == ["observed", "counterfactual"]
+
+
+@pytest.mark.parametrize(
+    ("origins", "message"),
+    [
+        (["2019-13"], "YYYY-MM"),
+        (["2019-07", "2019-01"], "increasing"),
+        ([], "non-empty"),
+        (["2018-04"], "at least 4 training months"),
+        (["2020-04"], "split.test_end"),
+    ],
+)
+def test_bad_origins_fail_with_one_line(origins, message):
+    params = backtest_params()
+    params["backtest"]["origins"] = origins
+    with pytest.raises(SalesjaxError, match=message) as info:
+        parse_config(params)
+    assert "\n" not in str(info.value)

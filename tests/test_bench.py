@@ -1,0 +1,130 @@
+"""The benchmark's pieces that can be wrong: the FLOP formula, epoch coverage, the report's keys."""
+
+import dataclasses
+import json
+import time
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from salesjax import bench
+
+
+def tiny_shape(name: str, num_layers: int) -> bench.BenchShape:
+    """A model small enough to compile in about a second."""
+    return bench.BenchShape(
+        name=name,
+        features=3,
+        store_embedding=1,
+        category_embedding=1,
+        hidden=4,
+        num_layers=num_layers,
+        context=3,
+        horizon=2,
+        quantiles=(0.1, 0.5, 0.9),
+        dropout=0.2,
+        batch_size=8,
+        num_stores=3,
+        num_categories=2,
+    )
+
+
+class CountingRunner:
+    """Stands in for StepRunner: counts the valid windows and indices of the steps it is given."""
+
+    def __init__(self, shape: bench.BenchShape, delay: float = 0.0):
+        self.shape, self.delay, self.calls, self.valid, self.seen = shape, delay, 0, 0.0, []
+
+    def __call__(self, windows, idx, valid):
+        time.sleep(self.delay)
+        self.calls += 1
+        self.valid += float(valid.sum())
+        self.seen += list(np.asarray(idx)[np.asarray(valid) > 0])
+        assert windows.x.shape[1:] == (self.shape.steps, self.shape.features)
+        return jnp.zeros(1)
+
+
+def test_flops_match_a_hand_count():
+    """B=2, T=3, I=3 (1+1+1), H=2, two layers, horizon 1, Q=1, counted by hand."""
+    shape = dataclasses.replace(
+        tiny_shape("t", 2), features=1, hidden=2, context=2, horizon=1, quantiles=(0.5,), batch_size=2
+    )
+    # per sample and step: layer 1 2*3*8 + 2*2*8 = 80, layer 2 2*2*8 + 2*2*8 = 64; x B*T = 6
+    forward = (80 + 64) * 6 + 2 * 2 * 1 * 2 * 1  # + head 2*B*horizon*H*Q
+    assert bench.train_step_flops(shape) == 3 * forward == 2616
+
+
+def test_streamed_batches_cover_n_windows_with_a_padded_last_batch():
+    shape = tiny_shape("t", 1)
+    batches = list(bench.streamed_batches(shape, 19, seed=0))
+    assert len(batches) == 3
+    assert [float(v.sum()) for _, v in batches] == [8.0, 8.0, 3.0]
+    assert all(w.x.shape == (8, shape.steps, shape.features) for w, _ in batches)
+
+
+def test_streamed_epoch_runs_every_step_when_it_fits():
+    runner = CountingRunner(tiny_shape("t", 1))
+    seconds, partial = bench.streamed_epoch(runner, 19, seed=0, max_seconds=60.0)
+    assert (runner.calls, runner.valid, partial) == (3, 19.0, None)
+    assert seconds > 0
+
+
+def test_streamed_epoch_extrapolates_from_the_steps_it_ran():
+    runner = CountingRunner(tiny_shape("t", 1), delay=0.002)
+    total = 200
+    seconds, partial = bench.streamed_epoch(runner, total * 8, seed=0, max_seconds=0.2)
+    assert partial is not None and 50 <= partial < total
+    assert runner.calls == partial
+    assert seconds >= 0.002 * total * 0.9  # extrapolated to the whole epoch, not the part run
+
+
+def test_materialised_epoch_visits_each_window_once():
+    shape = tiny_shape("t", 1)
+    windows = bench.random_windows(shape, 19, np.random.default_rng(0))
+    runner = CountingRunner(shape)
+    bench.materialised_epoch(runner, windows, seed=0)
+    assert sorted(int(i) for i in runner.seen) == list(range(19))
+
+
+def test_run_bench_writes_every_key_without_torch(tmp_path, config):
+    settings = bench.BenchSettings(
+        shapes=(tiny_shape("default", 1), tiny_shape("saturated", 2)),
+        train=config.train,
+        repeats=2,
+        steps_per_repeat=2,
+        epoch_series=2,
+        epoch_repeats=1,
+        scaling_series=(2, 4),
+        max_epoch_seconds=60.0,
+        materialise_limit_mb=0.005,  # 2 series (~0.004 MB) materialised, 4 streamed
+        matmul_size=64,
+        torch=False,
+        torch_threads=(1,),
+    )
+    out = tmp_path / "reports" / "benchmarks.json"
+    report = bench.run_bench(True, out, settings=settings)
+    written = json.loads(out.read_text())
+    for key in [
+        "machine", "jax_windows_per_s", "torch_windows_per_s", "speedup_vs_torch",
+        "jax_windows_per_s_saturated", "torch_windows_per_s_saturated", "speedup_vs_torch_saturated",
+        "gflops", "peak_gflops", "theoretical_peak_gflops", "peak_fraction", "compile_seconds",
+        "seconds_per_epoch", "scaling",
+    ]:  # fmt: skip
+        assert key in written, key
+    assert written["torch_windows_per_s"] is None and written["speedup_vs_torch"] is None
+    assert "skipped" in written["torch_status"]
+    assert written["jax_windows_per_s"] > 0 and written["peak_gflops"] > 0
+    assert written["peak_fraction"] == pytest.approx(written["gflops"] / written["peak_gflops"])
+    assert [s["n_series"] for s in written["scaling"]] == [2, 4]
+    assert [s["mode"] for s in written["scaling"]] == ["materialised", "streamed"]
+    assert all(s["seconds_per_epoch"] > 0 and s["peak_memory_mb"] > 0 for s in written["scaling"])
+    assert (out.parent / "benchmarks_scaling.png").stat().st_size > 0
+    assert "default:" in bench.summary(report)
+
+
+def test_theoretical_peak_states_its_assumption():
+    info = {"cores": 2, "mhz": 2500.0, "vector_flags": ["avx", "avx2", "avx512f", "fma"]}
+    gflops, note = bench.theoretical_peak(info)
+    assert gflops == pytest.approx(2 * 2.5 * 64)
+    assert "AVX-512" in note and "2 cores" in note
