@@ -1,8 +1,12 @@
 """Shared fixtures: a tiny config and a tiny monthly panel, so real code runs in seconds."""
 
+import atexit
 import copy
+import shutil
+import tempfile
 from pathlib import Path
 
+import jax
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,6 +15,14 @@ import yaml
 from salesjax.config import parse_config
 
 ROOT = Path(__file__).parents[1]
+
+# Tests build many identical tiny programs from fresh closures; a compilation cache for the session lets
+# them share compiled code instead of recompiling each one.
+JIT_CACHE = tempfile.mkdtemp(prefix="salesjax-tests-jit-")
+atexit.register(shutil.rmtree, JIT_CACHE, ignore_errors=True)
+jax.config.update("jax_compilation_cache_dir", JIT_CACHE)
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
 def tiny_params() -> dict:
