@@ -1,9 +1,11 @@
 """Time the real `salesjax.train.make_train_step` with the prototypes of `prototypes.py` patched in.
 
-    uv run python benchmarks/compare_step.py [default|saturated] [rounds]
+    uv run python benchmarks/compare_step.py [default|saturated] [rounds] [--multi]
 
-Variants are compiled once each, then timed in interleaved rounds (the machine is shared, so a variant
-is never timed only while another job happens to run); the table gives the median ms per step.
+It first checks that the prototype model equals the current one (outputs and gradients, no dropout).
+`--multi` adds the current and the all-changes step run 48 steps per dispatch. Variants are compiled
+once each, then timed in interleaved rounds (the machine is shared, so a variant is never timed only
+while another job happens to run); the table gives the median ms per step.
 """
 
 import contextlib
@@ -37,6 +39,7 @@ def patched(forecaster_call=None, dropout=None):
 
 
 saved_dropout = model._dropout
+CHUNK = 48  # steps per dispatch for --multi
 
 
 def forecaster(dropout, scan):
@@ -81,6 +84,31 @@ class MultiStep:
         return (time.perf_counter() - start) / (calls * self.n)
 
 
+def check_equivalence(shape, cfg) -> float:
+    """Largest relative difference of outputs and gradients, prototype model against the current one.
+
+    Without dropout (key=None) the time-major custom-VJP forward must equal Forecaster.__call__.
+    """
+    from flax import nnx
+
+    from salesjax import train
+
+    sizes = (shape.features, shape.num_stores, shape.num_categories)
+    graphdef, params = train.init_members(shape.model_config(), sizes, [0])
+    params = jax.tree.map(lambda a: a[0], params)
+    w = bench.random_windows(shape, 64, np.random.default_rng(5))
+
+    def loss(p):
+        pred = nnx.merge(graphdef, p)(w.x, w.store, w.category)
+        return (pred * np.arange(1, pred.shape[-1] + 1)).sum(), pred
+
+    (_, ref), ref_g = jax.value_and_grad(loss, has_aux=True)(params)
+    with patched(forecaster_call=prototypes.forecaster_call):
+        (_, new), new_g = jax.value_and_grad(loss, has_aux=True)(params)
+    pairs = [(ref, new), *zip(jax.tree.leaves(ref_g), jax.tree.leaves(new_g), strict=True)]
+    return max(float(np.abs(a - b).max() / (np.abs(a).max() + 1e-12)) for a, b in pairs)
+
+
 def main() -> None:
     """Compile each variant on the named config, time them in interleaved rounds, print a table."""
     name = sys.argv[1] if len(sys.argv) > 1 else "default"
@@ -89,6 +117,8 @@ def main() -> None:
     shape = bench.default_shape(cfg) if name == "default" else bench.SATURATED
     rng = np.random.default_rng(0)
     windows = jax.device_put(bench.random_windows(shape, 4096, rng))
+    difference = check_equivalence(shape, cfg)
+    print(f"prototype vs current model, no dropout: max relative difference {difference:.1e}")
     runners = {}
     for label, patch in VARIANTS.items():
         with patched(**patch):  # jit traces on the first call: keep the patch until then
@@ -97,13 +127,13 @@ def main() -> None:
     if "--multi" in sys.argv:
         for label in ("current", "all model changes"):
             with patched(**VARIANTS[label]):
-                multi = MultiStep(bench.StepRunner(shape, cfg.train), 16)
-                multi.seconds_per_step(windows, 16)
-            runners[f"{label} + 16 steps/call"] = multi
+                multi = MultiStep(bench.StepRunner(shape, cfg.train), CHUNK)
+                multi.seconds_per_step(windows, CHUNK)
+            runners[f"{label} + {CHUNK} steps/call"] = multi
     times = {label: [] for label in runners}
     for _ in range(rounds):
         for label, runner in runners.items():
-            times[label].append(runner.seconds_per_step(windows, 10))
+            times[label].append(runner.seconds_per_step(windows, CHUNK if "--multi" in sys.argv else 10))
     base = np.median(times["current"])
     print(f"{name}: batch {shape.batch_size}, median of {rounds} rounds of 10 steps")
     for label, t in times.items():

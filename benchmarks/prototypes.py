@@ -5,17 +5,19 @@ Each prototype is a drop-in replacement for one piece of `salesjax/model.py` or 
 
 - `lstm_scan`: the recurrence with a hand-written VJP. Forward per step: one matmul and one fused
   elementwise kernel (all four gates through a single tanh, since sigmoid(z) = (1 + tanh(z/2)) / 2);
-  it keeps only the activated gates f32[T,B,4H] and the cell states f32[T,B,H]. Backward per step: one
-  fused elementwise kernel and one matmul (dz @ K^T); the recurrent kernel's gradient is one matmul
-  over all steps after the loop. Autodiff of the plain scan instead stores a dozen [T,B,H] residual
-  stacks and launches ~15 small kernels per step, and on a CPU those launches dominate.
+  it keeps the activated gates f32[T,B,4H] and the cell states f32[T,B,H]. Backward: the per-step
+  factors of dz are computed for all steps at once before the loop; the reverse loop then carries
+  only (dh, dc) and runs one broadcast-multiply and dz @ K^T per step; the recurrent kernel's
+  gradient is one matmul over all steps after it. Autodiff of the plain scan stores a dozen [T,B,H]
+  residual stacks and runs ~15 small kernels per step instead.
 - `hash_dropout`: the dropout mask from a counter-based integer hash (murmur3's fmix32 of a per-call
   seed drawn from the key plus the element index) instead of `jax.random.bernoulli`, whose threefry
   bits cost ~1 ms per [256,24,64] mask on this CPU against ~0.05 ms for the hash.
 - `forecaster_call`: time-major all the way (one transpose of the small input, none per layer), and
   dropout on the last layer only at the `horizon` steps the head reads.
 - `make_multi_step`: `n` train steps per dispatch as a `lax.scan` over stacked batch indices, so the
-  Python cost of flattening the state pytree (~0.2 ms a call) is paid once per `n` steps.
+  Python cost of a call (flattening the nnx state pytree, ~0.2-0.4 ms) and `fit`'s per-step slicing of
+  the device index arrays are paid once per `n` steps.
 """
 
 import functools

@@ -32,6 +32,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import PartitionSpec as P
 
 from salesjax import train
 from salesjax.config import Config, ModelConfig, TrainConfig
@@ -146,8 +147,8 @@ class BenchSettings:
         return cls(
             shapes=(default_shape(cfg), SATURATED),
             train=cfg.train,
-            repeats=5 if quick else 9,
-            steps_per_repeat=10 if quick else 20,
+            repeats=3 if quick else 5,  # per half: JAX is timed before and after torch
+            steps_per_repeat=10 if quick else 30,
             epoch_series=DEFAULT_SERIES,
             epoch_repeats=1 if quick else 3,
             scaling_series=(400, 4_000) if quick else (400, 4_000, 40_000, 100_000),
@@ -190,7 +191,11 @@ def streamed_batches(shape: BenchShape, n: int, seed: int) -> Iterator[tuple[Win
 
 
 class StepRunner:
-    """One K=1 salesjax train step (`train.make_train_step`, as `train.fit` builds it) and its state."""
+    """One K=1 salesjax train step (`train.make_train_step`) with its state, placed as `train.fit` does.
+
+    The state, the windows and each epoch's indices go onto `train.make_mesh(1)`: one device here,
+    the batch split over N devices under XLA_FLAGS=--xla_force_host_platform_device_count=N.
+    """
 
     def __init__(self, shape: BenchShape, tcfg: TrainConfig, seed: int = 0):
         """Initialise the model, optimiser and state of `shape` with `tcfg`'s optimiser settings."""
@@ -201,23 +206,40 @@ class StepRunner:
         self.step = train.make_train_step(graphdef, tx, train.pinball_loss, shape.quantiles)
         opt_state = train.with_hypers(jax.vmap(tx.init)(params), [(tcfg.learning_rate, tcfg.weight_decay)])
         key = jnp.stack([jax.random.key(seed)])
-        self.state = train.TrainState(jnp.zeros(1, jnp.int32), key, params, opt_state)
+        self.mesh = train.make_mesh(1)
+        state = train.TrainState(jnp.zeros(1, jnp.int32), key, params, opt_state)
+        self.state = self.place(state, P("member"))
         self.shape = shape
         self.rng = np.random.default_rng(seed)
 
-    def __call__(self, windows: Windows, idx: np.ndarray, valid: np.ndarray) -> jax.Array:
+    def place(self, tree, spec: P | None = None):
+        """`tree` on the runner's mesh (as train.fit places it), replicated unless `spec` says otherwise."""
+        return train._place(tree, self.mesh, P() if spec is None else spec)
+
+    def __call__(self, windows: Windows, idx, valid) -> jax.Array:
         """One step on windows[idx] (idx i32[1,B], valid f32[1,B]); returns the loss f32[1]."""
         self.state, stats = self.step(self.state, windows, idx, valid)
         return stats["loss"]
 
+    def epoch_indices(self, n: int, steps: int | None = None, seed: int = 0):
+        """Device indices i32[1,S,B] and validity f32[1,S,B] of a shuffled epoch, as train.fit makes them.
+
+        With `steps`: that many batches of indices drawn at random instead (for timing a number of steps).
+        """
+        b = self.shape.batch_size
+        if steps is None:
+            idx, valid = train._epoch_batches([np.random.default_rng(seed)], n, b)
+        else:
+            idx = self.rng.integers(0, n, (1, steps, b), dtype=np.int32)
+            valid = np.ones((1, steps, b), np.float32)
+        return self.place((idx, valid), P("member", None, "data"))
+
     def seconds_per_step(self, windows: Windows, steps: int) -> float:
-        """Wall seconds per step over `steps` steps on random batches of device `windows`."""
-        n, b = len(windows.y), self.shape.batch_size
-        idx = self.rng.integers(0, n, (steps, 1, b), dtype=np.int32)
-        valid = np.ones((1, b), np.float32)
+        """Wall seconds per step over `steps` steps on random batches of placed `windows`."""
+        idx, valid = self.epoch_indices(len(windows.y), steps)
         start = time.perf_counter()
         for s in range(steps):
-            loss = self(windows, idx[s], valid)
+            loss = self(windows, idx[:, s], valid[:, s])
         jax.block_until_ready(loss)
         return (time.perf_counter() - start) / steps
 
@@ -262,17 +284,16 @@ def _rss_bytes() -> int:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def median_seconds_per_step(runner: StepRunner, windows: Windows, settings: BenchSettings) -> float:
-    """Median over `settings.repeats` of seconds per step, after a warm-up of one repeat."""
+def step_times(runner: StepRunner, windows: Windows, settings: BenchSettings) -> list[float]:
+    """`settings.repeats` measurements of seconds per step, after a warm-up of one repeat."""
     runner.seconds_per_step(windows, settings.steps_per_repeat)
-    times = [runner.seconds_per_step(windows, settings.steps_per_repeat) for _ in range(settings.repeats)]
-    return statistics.median(times)
+    return [runner.seconds_per_step(windows, settings.steps_per_repeat) for _ in range(settings.repeats)]
 
 
 def materialised_epoch(runner: StepRunner, windows: Windows, seed: int) -> float:
     """Seconds of one epoch as `train.fit` runs it: shuffled indices, every window once, losses fetched."""
     start = time.perf_counter()
-    idx, valid = train._epoch_batches([np.random.default_rng(seed)], len(windows.y), runner.shape.batch_size)
+    idx, valid = runner.epoch_indices(len(windows.y), seed=seed)
     losses = [runner(windows, idx[:, s], valid[:, s]) for s in range(idx.shape[1])]
     np.asarray(jax.device_get(jnp.stack(losses)))
     return time.perf_counter() - start
@@ -288,8 +309,10 @@ def streamed_epoch(runner: StepRunner, n: int, seed: int, max_seconds: float) ->
     probe = min(total, 50)
     start = time.perf_counter()
     last = None
+    every = np.arange(runner.shape.batch_size, dtype=np.int32)[None]
     for s, (batch, valid) in enumerate(streamed_batches(runner.shape, n, seed)):
-        last = runner(batch, np.arange(runner.shape.batch_size, dtype=np.int32)[None], valid[None])
+        placed = runner.place((batch, every, valid[None]))
+        last = runner(placed[0], placed[1], placed[2])
         if s + 1 == probe:
             jax.block_until_ready(last)
             projected = (time.perf_counter() - start) / probe * total
@@ -313,7 +336,7 @@ def epoch_time(runner: StepRunner, n_series: int, settings: BenchSettings, seed:
     baseline = _rss_bytes() / 2**20
     with PeakRSS() as rss:
         if window_mb <= settings.materialise_limit_mb:
-            windows = jax.device_put(random_windows(shape, n, np.random.default_rng(seed)))
+            windows = runner.place(random_windows(shape, n, np.random.default_rng(seed)))
             materialised_epoch(runner, windows, seed)  # compiles for this size, warms up
             runs = [materialised_epoch(runner, windows, seed + r) for r in range(settings.epoch_repeats)]
             seconds, partial, mode = statistics.median(runs), None, "materialised"
@@ -437,20 +460,25 @@ def torch_throughput(python: Path, shape: BenchShape, settings: BenchSettings, n
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def jax_throughput(runner: StepRunner, windows: Windows, settings: BenchSettings) -> dict:
-    """Compile time (first call) and the median step time of `runner` on device `windows`."""
-    b = runner.shape.batch_size
+def compile_seconds(runner: StepRunner, windows: Windows) -> float:
+    """Seconds of the first call of the jitted step: tracing and XLA compilation (and one step)."""
+    idx, valid = runner.epoch_indices(len(windows.y), 1)
     start = time.perf_counter()
-    jax.block_until_ready(runner(windows, np.zeros((1, b), np.int32), np.ones((1, b), np.float32)))
-    compile_seconds = time.perf_counter() - start
-    seconds = median_seconds_per_step(runner, windows, settings)
-    flops = train_step_flops(runner.shape)
+    jax.block_until_ready(runner(windows, idx[:, 0], valid[:, 0]))
+    return time.perf_counter() - start
+
+
+def throughput(shape: BenchShape, times: list[float], compile_s: float | None = None) -> dict:
+    """Median seconds per step over `times` as windows/s and achieved GFLOP/s."""
+    seconds = statistics.median(times)
+    flops = train_step_flops(shape)
     return {
-        "compile_seconds": compile_seconds,
+        "compile_seconds": compile_s,
         "seconds_per_step": seconds,
-        "windows_per_s": b / seconds,
+        "windows_per_s": shape.batch_size / seconds,
         "flops_per_step": flops,
         "gflops": flops / seconds / 1e9,
+        "repeats": len(times),
     }
 
 
@@ -499,23 +527,26 @@ def machine(info: dict, torch_version: str | None) -> dict:
 
 
 def plot_scaling(scaling: list[dict], path: Path) -> None:
-    """Seconds and peak memory per epoch against the number of series, log-log, to `path` (PNG)."""
+    """Seconds per epoch (log-log) and peak / baseline RSS (linear) against the number of series."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     n = [s["n_series"] for s in scaling]
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
-    for ax, key, label in zip(
-        axes, ("seconds_per_epoch", "peak_memory_mb"), ("seconds per epoch", "peak RSS (MiB)"), strict=True
-    ):
-        ax.loglog(n, [s[key] for s in scaling], "o-")
+    fig, (time_ax, mem_ax) = plt.subplots(1, 2, figsize=(9, 3.6))
+    time_ax.loglog(n, [s["seconds_per_epoch"] for s in scaling], "o-")
+    time_ax.set_ylabel("seconds per epoch")
+    mem_ax.semilogx(n, [s["peak_memory_mb"] for s in scaling], "o-", label="peak during the epoch")
+    mem_ax.semilogx(n, [s["baseline_memory_mb"] for s in scaling], "s--", label="before the epoch")
+    mem_ax.set_ylim(0, 1.15 * max(s["peak_memory_mb"] for s in scaling))
+    mem_ax.set_ylabel("process RSS (MiB)")
+    mem_ax.legend(fontsize=8, loc="lower right")
+    for ax, key in ((time_ax, "seconds_per_epoch"), (mem_ax, "peak_memory_mb")):
         for s in scaling:
             note = s["mode"][0] + ("*" if s["extrapolated_from_steps"] else "")
             ax.annotate(note, (s["n_series"], s[key]), textcoords="offset points", xytext=(4, 4), fontsize=8)
         ax.set_xlabel("series (x23 windows)")
-        ax.set_ylabel(label)
         ax.grid(True, which="both", alpha=0.3)
     fig.suptitle("salesjax train epoch scaling (m: materialised, s: streamed, *: extrapolated)", fontsize=9)
     fig.tight_layout()
@@ -538,9 +569,12 @@ def run_bench(quick: bool, out: Path, *, settings: BenchSettings | None = None) 
     sides = {}
     for shape in settings.shapes:
         runner = StepRunner(shape, settings.train)
-        windows = jax.device_put(random_windows(shape, n, np.random.default_rng(1)))
-        jax_side = jax_throughput(runner, windows, settings)
-        sides[shape.name] = (jax_side, torch_side(python, shape, settings, n))
+        windows = runner.place(random_windows(shape, n, np.random.default_rng(1)))
+        compile_s = compile_seconds(runner, windows)
+        times = step_times(runner, windows, settings)  # half of the JAX repeats before torch runs,
+        torch_result = torch_side(python, shape, settings, n)
+        times += step_times(runner, windows, settings)  # half after: both sides meet the same load
+        sides[shape.name] = (throughput(shape, times, compile_s), torch_result)
         del windows
         if shape is settings.shapes[0]:
             epoch = epoch_time(runner, settings.epoch_series, settings, seed=2)

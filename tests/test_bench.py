@@ -31,10 +31,16 @@ def tiny_shape(name: str, num_layers: int) -> bench.BenchShape:
 
 
 class CountingRunner:
-    """Stands in for StepRunner: counts the valid windows and indices of the steps it is given."""
+    """Stands in for StepRunner (same epoch indices, no device): counts the windows each step is given."""
+
+    epoch_indices = bench.StepRunner.epoch_indices
 
     def __init__(self, shape: bench.BenchShape, delay: float = 0.0):
         self.shape, self.delay, self.calls, self.valid, self.seen = shape, delay, 0, 0.0, []
+        self.rng = np.random.default_rng(0)
+
+    def place(self, tree, spec=None):
+        return tree
 
     def __call__(self, windows, idx, valid):
         time.sleep(self.delay)
