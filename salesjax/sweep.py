@@ -16,8 +16,7 @@ from typing import NamedTuple
 import numpy as np
 
 from salesjax import features, train
-from salesjax.config import Config, ModelConfig, SweepConfig
-from salesjax.features import Scaler, Windows
+from salesjax.config import Config, SweepConfig
 from salesjax.stages import REPORTS, load_prepared, training_history, write_json
 
 
@@ -32,31 +31,6 @@ class Member(NamedTuple):
 def grid(cfg: SweepConfig) -> list[Member]:
     """Every (learning rate, weight decay, seed) combination, seeds varying fastest."""
     return [Member(*point) for point in itertools.product(cfg.learning_rates, cfg.weight_decays, cfg.seeds)]
-
-
-def validation_windows(
-    history: np.ndarray,
-    available: np.ndarray,
-    calendar: np.ndarray,
-    store: np.ndarray,
-    category: np.ndarray,
-    model_cfg: ModelConfig,
-    hold: int,
-) -> tuple[Windows, Windows]:
-    """(fit, hold-out) windows cut as in `train.train_forecaster`'s early-stopping fit.
-
-    history f64[S,Th] revenue and available bool[S,Th] of the training months only; the last `hold`
-    months are the hold-out, and the scaler is fitted on the months before them.
-    """
-    th = history.shape[1]
-    scaler = Scaler.fit(history[:, : th - hold], available[:, : th - hold])
-    common = {"calendar": calendar, "scaler": scaler, "store": store, "category": category}
-    shape = {"context": model_cfg.context, "horizon": model_cfg.horizon, "require_target": True}
-    fit_windows = features.make_windows(
-        history[:, : th - hold], available[:, : th - hold], origins=np.arange(1, th - hold), **common, **shape
-    )
-    hold_out = features.make_windows(history, available, origins=np.arange(th - hold, th), **common, **shape)
-    return fit_windows, hold_out
 
 
 def member_scores(result: train.FitResult) -> tuple[np.ndarray, np.ndarray]:
@@ -78,7 +52,7 @@ def run_sweep(cfg: Config) -> None:
     """Train the sweep grid as one vmapped program on the validation hold-out; write reports/sweep.json."""
     panel, calendar = load_prepared(cfg)
     history, available = training_history(cfg, panel)
-    fit_windows, hold_out = validation_windows(
+    fit_windows, hold_out = train.validation_windows(
         history, available, calendar, panel.store, panel.category, cfg.model, cfg.train.validation_months
     )
     members = grid(cfg.sweep)

@@ -7,7 +7,6 @@ member trained alone with that seed.
 """
 
 import dataclasses
-import functools
 import math
 import time
 from collections.abc import Callable
@@ -272,6 +271,31 @@ def fit(
     )
 
 
+def validation_windows(
+    history: np.ndarray,
+    available: np.ndarray,
+    calendar: np.ndarray,
+    store: np.ndarray,
+    category: np.ndarray,
+    model_cfg: ModelConfig,
+    hold: int,
+) -> tuple[Windows, Windows]:
+    """(fit, hold-out) windows of the early-stopping fit: the last `hold` training months are held out.
+
+    history f64[S,Th] revenue and available bool[S,Th] of the training months only; the last `hold`
+    months are the hold-out, and the scaler is fitted on the months before them.
+    """
+    th = history.shape[1]
+    scaler = Scaler.fit(history[:, : th - hold], available[:, : th - hold])
+    common = {"calendar": calendar, "scaler": scaler, "store": store, "category": category}
+    shape = {"context": model_cfg.context, "horizon": model_cfg.horizon, "require_target": True}
+    fit_windows = make_windows(
+        history[:, : th - hold], available[:, : th - hold], origins=np.arange(1, th - hold), **common, **shape
+    )
+    hold_out = make_windows(history, available, origins=np.arange(th - hold, th), **common, **shape)
+    return fit_windows, hold_out
+
+
 @dataclasses.dataclass(frozen=True)
 class Trained:
     """A trained forecaster: parameters of K members, the scaler they expect, and how they were chosen."""
@@ -305,27 +329,22 @@ def train_forecaster(
     th, hold = history.shape[1], cfg.validation_months
     if th - hold < 2:
         raise SalesjaxError(f"{th} training months leave too few for train.validation_months={hold}")
-    windows = functools.partial(
-        make_windows,
-        calendar=calendar,
-        store=store,
-        category=category,
+    shapes = (num_features(), *num_ids)
+    fit_windows, hold_out = validation_windows(history, available, calendar, store, category, model_cfg, hold)
+    validation = fit(model_cfg, cfg, fit_windows, shapes, seeds, val=hold_out, label="validation fit")
+    scaler = Scaler.fit(history, available)
+    all_windows = make_windows(
+        history,
+        available,
+        calendar,
+        scaler,
+        store,
+        category,
+        np.arange(1, th),
         context=model_cfg.context,
         horizon=model_cfg.horizon,
         require_target=True,
     )
-    shapes = (num_features(), *num_ids)
-    early = Scaler.fit(history[:, : th - hold], available[:, : th - hold])
-    fit_windows = windows(
-        history[:, : th - hold],
-        available[:, : th - hold],
-        scaler=early,
-        origins=np.arange(1, th - hold),
-    )
-    hold_out = windows(history, available, scaler=early, origins=np.arange(th - hold, th))
-    validation = fit(model_cfg, cfg, fit_windows, shapes, seeds, val=hold_out, label="validation fit")
-    scaler = Scaler.fit(history, available)
-    all_windows = windows(history, available, scaler=scaler, origins=np.arange(1, th))
     refit = fit(model_cfg, cfg, all_windows, shapes, seeds, epochs=validation.epochs, label="refit")
     return Trained(refit.params, scaler, validation, refit)
 

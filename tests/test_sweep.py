@@ -39,7 +39,7 @@ def results(run):
 def _windows(cfg, panel, calendar):
     """(training history, availability, fit windows, hold-out windows) of the tiny run."""
     history, available = stages.training_history(cfg, panel)
-    fit_windows, hold_out = sweep.validation_windows(
+    fit_windows, hold_out = train.validation_windows(
         history, available, calendar, panel.store, panel.category, cfg.model, cfg.train.validation_months
     )
     return history, available, fit_windows, hold_out
