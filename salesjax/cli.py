@@ -166,7 +166,9 @@ COMMANDS: dict[str, Command] = {
 
 def _parser() -> argparse.ArgumentParser:
     """The top-level parser with one subparser per entry of COMMANDS."""
-    parser = argparse.ArgumentParser(prog="salesjax", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="salesjax", description="Monthly store x category revenue forecasting: the DVC stages and tools."
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="command")
     for name, command in COMMANDS.items():
         command.add_arguments(sub.add_parser(name, help=command.help, description=command.help))
