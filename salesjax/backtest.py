@@ -104,12 +104,17 @@ def lstm_forecasts(
 
 
 def truths(cfg: Config, panel: Panel, origin: Origin) -> dict[str, evaluate.Truth]:
-    """Test-month actuals per world: observed, and counterfactual where it differs in these months."""
+    """Test-month actuals per world: observed, and counterfactual where it differs in these months.
+
+    A series with no month before the origin is new at that origin: like a pair seen only in the test
+    months of the evaluate stage, it is left out of the scores (its existence is not known at the origin).
+    """
     cols = slice(origin.start, origin.stop)
     history, available = training_months(cfg, panel, origin)
     observed = panel.worlds["observed"][:, cols]
+    mask = panel.available[:, cols] & available.any(axis=1)[:, None]
     return {
-        world: evaluate.Truth(values[:, cols], panel.available[:, cols], history, available)
+        world: evaluate.Truth(values[:, cols], mask, history, available)
         for world, values in panel.worlds.items()
         if world == "observed" or not np.array_equal(values[:, cols], observed)
     }

@@ -155,3 +155,19 @@ def test_bad_origins_fail_with_one_line(origins, message):
     with pytest.raises(SalesjaxError, match=message) as info:
         parse_config(params)
     assert "\n" not in str(info.value)
+
+
+def test_series_new_at_an_origin_are_not_scored(config):
+    months = pd.period_range("2019-01", "2019-06", freq="M")
+    available = np.array([[True] * 6, [False] * 3 + [True] * 3])
+    panel = Panel(
+        months=months,
+        stores=("A",),
+        categories=("x", "y"),
+        store=np.zeros(2, np.int32),
+        category=np.arange(2, dtype=np.int32),
+        available=available,
+        worlds={"observed": np.where(available, 5.0, 0.0)},
+    )
+    truth = backtest.truths(config, panel, backtest.Origin("2019-04", 3, 6))["observed"]
+    assert truth.mask[0].all() and not truth.mask[1].any()

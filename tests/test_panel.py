@@ -80,7 +80,8 @@ def test_dense_view_round_trips_the_long_table():
     panel, _ = build_panel(monthly, None, SPLIT, explicit_zeros=True, context=2)
     dense = Panel.from_frame(panel)
     assert dense.worlds["observed"].shape == (3, 6)
-    assert dense.series_names == ["A / x", "A / y", "B / y"]
+    pairs = [(dense.stores[s], dense.categories[c]) for s, c in zip(dense.store, dense.category, strict=True)]
+    assert pairs == [("A", "x"), ("A", "y"), ("B", "y")]
     assert dense.index(pd.Period("2019-05", "M")) == 4
     np.testing.assert_array_equal(dense.worlds["observed"][0], [0, 2, 0, 0, 0, 0])
     np.testing.assert_array_equal(dense.available[0], [False, True, True, True, True, True])

@@ -157,10 +157,3 @@ class Panel:
     def index(self, month: pd.Period) -> int:
         """Position of `month` on the month axis."""
         return int((month - self.months[0]).n)
-
-    @property
-    def series_names(self) -> list[str]:
-        """'store / category' for each series."""
-        return [
-            f"{self.stores[s]} / {self.categories[c]}" for s, c in zip(self.store, self.category, strict=True)
-        ]
