@@ -181,17 +181,27 @@ def random_windows(shape: BenchShape, n: int, rng: np.random.Generator) -> Windo
     )
 
 
-def streamed_batches(shape: BenchShape, n: int, seed: int) -> Iterator[tuple[Windows, np.ndarray]]:
-    """An epoch of n windows made batch by batch: (Windows of batch_size, valid f32[B]); last one padded."""
+STREAM_CHUNK = 50  # steps per call when an epoch's windows are streamed
+
+
+def streamed_chunks(shape: BenchShape, n: int, seed: int) -> Iterator[tuple[Windows, np.ndarray]]:
+    """An epoch of n windows made a chunk of steps at a time: (Windows of S x B, valid f32[S,1,B]).
+
+    Chunks hold `STREAM_CHUNK` steps (the last one fewer); the epoch's last batch is padded.
+    """
     rng = np.random.default_rng(seed)
-    for start in range(0, n, shape.batch_size):
-        valid = np.zeros(shape.batch_size, np.float32)
-        valid[: min(shape.batch_size, n - start)] = 1.0
-        yield random_windows(shape, shape.batch_size, rng), valid
+    step_size = STREAM_CHUNK * shape.batch_size
+    for start in range(0, n, step_size):
+        count = min(step_size, n - start)
+        steps = -(-count // shape.batch_size)
+        valid = np.zeros(steps * shape.batch_size, np.float32)
+        valid[:count] = 1.0
+        windows = random_windows(shape, steps * shape.batch_size, rng)
+        yield windows, valid.reshape(steps, 1, shape.batch_size)
 
 
-class StepRunner:
-    """One K=1 salesjax train step (`train.make_train_step`) with its state, placed as `train.fit` does.
+class EpochRunner:
+    """The K=1 salesjax epoch program (`train.make_train_epoch`) with its state, placed as `train.fit` does.
 
     The state, the windows and each epoch's indices go onto `train.make_mesh(1)`: one device here,
     the batch split over N devices under XLA_FLAGS=--xla_force_host_platform_device_count=N.
@@ -203,7 +213,7 @@ class StepRunner:
         sizes = (shape.features, shape.num_stores, shape.num_categories)
         graphdef, params = train.init_members(shape.model_config(), sizes, [seed])
         tx = train.make_optimizer(tcfg, 100_000)
-        self.step = train.make_train_step(graphdef, tx, train.pinball_loss, shape.quantiles)
+        self.epoch = train.make_train_epoch(graphdef, tx, train.pinball_loss, shape.quantiles)
         opt_state = train.with_hypers(jax.vmap(tx.init)(params), [(tcfg.learning_rate, tcfg.weight_decay)])
         key = jnp.stack([jax.random.key(seed)])
         self.mesh = train.make_mesh(1)
@@ -217,12 +227,12 @@ class StepRunner:
         return train._place(tree, self.mesh, P() if spec is None else spec)
 
     def __call__(self, windows: Windows, idx, valid) -> jax.Array:
-        """One step on windows[idx] (idx i32[1,B], valid f32[1,B]); returns the loss f32[1]."""
-        self.state, stats = self.step(self.state, windows, idx, valid)
+        """S steps on windows[idx[s]] (idx i32[S,1,B], valid f32[S,1,B]) in one call; the losses f32[S,1]."""
+        self.state, stats = self.epoch(self.state, windows, idx, valid)
         return stats["loss"]
 
     def epoch_indices(self, n: int, steps: int | None = None, seed: int = 0):
-        """Device indices i32[1,S,B] and validity f32[1,S,B] of a shuffled epoch, as train.fit makes them.
+        """Device indices i32[S,1,B] and validity f32[S,1,B] of a shuffled epoch, as train.fit makes them.
 
         With `steps`: that many batches of indices drawn at random instead (for timing a number of steps).
         """
@@ -230,17 +240,15 @@ class StepRunner:
         if steps is None:
             idx, valid = train._epoch_batches([np.random.default_rng(seed)], n, b)
         else:
-            idx = self.rng.integers(0, n, (1, steps, b), dtype=np.int32)
-            valid = np.ones((1, steps, b), np.float32)
-        return self.place((idx, valid), P("member", None, "data"))
+            idx = self.rng.integers(0, n, (steps, 1, b), dtype=np.int32)
+            valid = np.ones((steps, 1, b), np.float32)
+        return self.place((idx, valid), P(None, "member", "data"))
 
     def seconds_per_step(self, windows: Windows, steps: int) -> float:
-        """Wall seconds per step over `steps` steps on random batches of placed `windows`."""
+        """Wall seconds per step of one call running `steps` steps on random batches of placed `windows`."""
         idx, valid = self.epoch_indices(len(windows.y), steps)
         start = time.perf_counter()
-        for s in range(steps):
-            loss = self(windows, idx[:, s], valid[:, s])
-        jax.block_until_ready(loss)
+        jax.block_until_ready(self(windows, idx, valid))
         return (time.perf_counter() - start) / steps
 
 
@@ -284,47 +292,49 @@ def _rss_bytes() -> int:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def step_times(runner: StepRunner, windows: Windows, settings: BenchSettings) -> list[float]:
+def step_times(runner: EpochRunner, windows: Windows, settings: BenchSettings) -> list[float]:
     """`settings.repeats` measurements of seconds per step, after a warm-up of one repeat."""
     runner.seconds_per_step(windows, settings.steps_per_repeat)
     return [runner.seconds_per_step(windows, settings.steps_per_repeat) for _ in range(settings.repeats)]
 
 
-def materialised_epoch(runner: StepRunner, windows: Windows, seed: int) -> float:
+def materialised_epoch(runner: EpochRunner, windows: Windows, seed: int) -> float:
     """Seconds of one epoch as `train.fit` runs it: shuffled indices, every window once, losses fetched."""
     start = time.perf_counter()
     idx, valid = runner.epoch_indices(len(windows.y), seed=seed)
-    losses = [runner(windows, idx[:, s], valid[:, s]) for s in range(idx.shape[1])]
-    np.asarray(jax.device_get(jnp.stack(losses)))
+    np.asarray(jax.device_get(runner(windows, idx, valid)))
     return time.perf_counter() - start
 
 
-def streamed_epoch(runner: StepRunner, n: int, seed: int, max_seconds: float) -> tuple[float, int | None]:
-    """Seconds of an epoch of n windows generated per batch; (seconds, steps measured if extrapolated).
+def streamed_epoch(runner: EpochRunner, n: int, seed: int, max_seconds: float) -> tuple[float, int | None]:
+    """Seconds of an epoch of n windows generated per chunk; (seconds, steps measured if extrapolated).
 
-    When the first steps project the epoch past `max_seconds`, only the steps that fit are run and
-    the time is extrapolated linearly to the whole epoch.
+    Both chunk lengths are compiled before the clock starts. When the first chunk projects the epoch
+    past `max_seconds`, only the chunks that fit are run and the time is extrapolated to the epoch.
     """
-    total = -(-n // runner.shape.batch_size)
-    probe = min(total, 50)
+    b = runner.shape.batch_size
+    total = -(-n // b)
+    for steps in {min(total, STREAM_CHUNK), total % STREAM_CHUNK or STREAM_CHUNK}:
+        windows = runner.place(random_windows(runner.shape, steps * b, runner.rng))
+        jax.block_until_ready(runner(windows, *runner.epoch_indices(steps * b, steps)))
     start = time.perf_counter()
-    last = None
-    every = np.arange(runner.shape.batch_size, dtype=np.int32)[None]
-    for s, (batch, valid) in enumerate(streamed_batches(runner.shape, n, seed)):
-        placed = runner.place((batch, every, valid[None]))
-        last = runner(placed[0], placed[1], placed[2])
-        if s + 1 == probe:
-            jax.block_until_ready(last)
-            projected = (time.perf_counter() - start) / probe * total
-            limit = total if projected <= max_seconds else max(probe, int(total * max_seconds / projected))
-        if s + 1 >= probe and s + 1 == limit:
+    done, limit = 0, total
+    for windows, valid in streamed_chunks(runner.shape, n, seed):
+        idx = np.arange(valid.size, dtype=np.int32).reshape(valid.shape)
+        losses = runner(runner.place(windows), *runner.place((idx, valid), P(None, "member", "data")))
+        done += valid.shape[0]
+        if done == valid.shape[0]:  # after the first chunk: project the whole epoch
+            jax.block_until_ready(losses)
+            projected = (time.perf_counter() - start) / done * total
+            limit = total if projected <= max_seconds else max(done, int(total * max_seconds / projected))
+        if done >= limit:
             break
-    jax.block_until_ready(last)
+    jax.block_until_ready(losses)
     seconds = time.perf_counter() - start
-    return (seconds, None) if limit == total else (seconds / limit * total, limit)
+    return (seconds, None) if done == total else (seconds / done * total, done)
 
 
-def epoch_time(runner: StepRunner, n_series: int, settings: BenchSettings, seed: int) -> dict:
+def epoch_time(runner: EpochRunner, n_series: int, settings: BenchSettings, seed: int) -> dict:
     """Time and peak memory of one epoch over n_series x WINDOWS_PER_SERIES windows.
 
     Window sets under `settings.materialise_limit_mb` are made whole and put on the device, as
@@ -460,11 +470,11 @@ def torch_throughput(python: Path, shape: BenchShape, settings: BenchSettings, n
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def compile_seconds(runner: StepRunner, windows: Windows) -> float:
-    """Seconds of the first call of the jitted step: tracing and XLA compilation (and one step)."""
-    idx, valid = runner.epoch_indices(len(windows.y), 1)
+def compile_seconds(runner: EpochRunner, windows: Windows, steps: int) -> float:
+    """Seconds to trace and XLA-compile the epoch program for `steps` steps (nothing run)."""
+    idx, valid = runner.epoch_indices(len(windows.y), steps)
     start = time.perf_counter()
-    jax.block_until_ready(runner(windows, idx[:, 0], valid[:, 0]))
+    runner.epoch.lower(runner.state, windows, idx, valid).compile()
     return time.perf_counter() - start
 
 
@@ -568,9 +578,9 @@ def run_bench(quick: bool, out: Path, *, settings: BenchSettings | None = None) 
     n = settings.epoch_series * WINDOWS_PER_SERIES
     sides = {}
     for shape in settings.shapes:
-        runner = StepRunner(shape, settings.train)
+        runner = EpochRunner(shape, settings.train)
         windows = runner.place(random_windows(shape, n, np.random.default_rng(1)))
-        compile_s = compile_seconds(runner, windows)
+        compile_s = compile_seconds(runner, windows, settings.steps_per_repeat)
         times = step_times(runner, windows, settings)  # half of the JAX repeats before torch runs,
         torch_result = torch_side(python, shape, settings, n)
         times += step_times(runner, windows, settings)  # half after: both sides meet the same load

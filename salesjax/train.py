@@ -7,6 +7,7 @@ member trained alone with that seed.
 """
 
 import dataclasses
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -94,7 +95,7 @@ def with_hypers(opt_state, hypers: list[tuple[float, float]]):
 
 
 def make_train_step(graphdef: nnx.GraphDef, tx: optax.GradientTransformation, loss: Callable, quantiles):
-    """Jitted, member-vmapped step: (state[K], windows, idx i32[K,B], valid f32[K,B]) -> (state, stats)."""
+    """Member-vmapped step: (state[K], windows, idx i32[K,B], valid f32[K,B]) -> (state, stats f32[K])."""
     q = jnp.asarray(quantiles, jnp.float32)
 
     def step(state: TrainState, windows: Windows, idx: jax.Array, valid: jax.Array):
@@ -111,7 +112,22 @@ def make_train_step(graphdef: nnx.GraphDef, tx: optax.GradientTransformation, lo
         stats = {"loss": value, "grad_norm": optax.tree.norm(grads)}
         return TrainState(state.step + 1, state.key, params, opt_state), stats
 
-    return jax.jit(jax.vmap(step, in_axes=(0, None, 0, 0)), donate_argnums=0)
+    return jax.vmap(step, in_axes=(0, None, 0, 0))
+
+
+def make_train_epoch(graphdef: nnx.GraphDef, tx: optax.GradientTransformation, loss: Callable, quantiles):
+    """Jitted epoch: (state[K], windows, idx i32[S,K,B], valid f32[S,K,B]) -> (state, stats f32[S,K]).
+
+    The S steps run as one `lax.scan` over `make_train_step`, so an epoch is one dispatch: per-step
+    Python and dispatch overhead, and XLA's per-call temporary buffers, are paid once per epoch.
+    """
+    step = make_train_step(graphdef, tx, loss, quantiles)
+
+    @functools.partial(jax.jit, donate_argnums=0)
+    def epoch(state: TrainState, windows: Windows, idx: jax.Array, valid: jax.Array):
+        return jax.lax.scan(lambda state, batch: step(state, windows, *batch), state, (idx, valid))
+
+    return epoch
 
 
 def make_eval_loss(graphdef: nnx.GraphDef, loss: Callable, quantiles):
@@ -160,14 +176,15 @@ def _place(tree, mesh: Mesh, spec: P):
 
 
 def _epoch_batches(rngs: list[np.random.Generator], n: int, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-member shuffled indices i32[K,steps,B] and validity f32[K,steps,B] (the last batch padded)."""
+    """Per-member shuffled indices i32[steps,K,B] and validity f32[steps,K,B] (the last batch padded)."""
     steps = -(-n // batch_size)
     idx = np.zeros((len(rngs), steps * batch_size), np.int32)
     valid = np.zeros(idx.shape, np.float32)
     for k, rng in enumerate(rngs):
         idx[k, :n] = rng.permutation(n)
         valid[k, :n] = 1.0
-    return idx.reshape(len(rngs), steps, batch_size), valid.reshape(len(rngs), steps, batch_size)
+    shape = (len(rngs), steps, batch_size)
+    return idx.reshape(shape).swapaxes(0, 1), valid.reshape(shape).swapaxes(0, 1)
 
 
 def _check_finite(losses: np.ndarray, epoch: int, steps_per_epoch: int, seeds: list[int]) -> None:
@@ -220,7 +237,7 @@ def fit(
         raise SalesjaxError(
             f"train.batch_size={cfg.batch_size} must divide over {mesh.shape['data']} devices"
         )
-    train_step = make_train_step(graphdef, tx, loss, model_cfg.quantiles)
+    train_epoch = make_train_epoch(graphdef, tx, loss, model_cfg.quantiles)
     eval_loss = make_eval_loss(graphdef, loss, model_cfg.quantiles) if val is not None else None
     keys = jnp.stack([jax.random.key(s) for s in seeds])
     opt_state = with_hypers(
@@ -237,13 +254,10 @@ def fit(
     bar = tqdm(range(1, max_epochs + 1), desc=label, leave=False, dynamic_ncols=True)
     for epoch in bar:
         idx, valid = _place(
-            _epoch_batches(rngs, len(train.y), cfg.batch_size), mesh, P("member", None, "data")
+            _epoch_batches(rngs, len(train.y), cfg.batch_size), mesh, P(None, "member", "data")
         )
-        step_losses = []
-        for s in range(steps_per_epoch):
-            state, stats = train_step(state, train_dev, idx[:, s], valid[:, s])
-            step_losses.append(stats["loss"])
-        losses = np.asarray(jax.device_get(jnp.stack(step_losses)))
+        state, stats = train_epoch(state, train_dev, idx, valid)
+        losses = np.asarray(jax.device_get(stats["loss"]))
         _check_finite(losses, epoch, steps_per_epoch, seeds)
         train_curve.append(losses.mean(axis=0))
         if eval_loss is not None:

@@ -31,24 +31,27 @@ def tiny_shape(name: str, num_layers: int) -> bench.BenchShape:
 
 
 class CountingRunner:
-    """Stands in for StepRunner (same epoch indices, no device): counts the windows each step is given."""
+    """Stands in for EpochRunner (same epoch indices, no device): counts the steps and windows it is given."""
 
-    epoch_indices = bench.StepRunner.epoch_indices
+    epoch_indices = bench.EpochRunner.epoch_indices
 
     def __init__(self, shape: bench.BenchShape, delay: float = 0.0):
-        self.shape, self.delay, self.calls, self.valid, self.seen = shape, delay, 0, 0.0, []
+        self.shape, self.delay, self.steps, self.valid, self.seen = shape, delay, 0, 0.0, []
         self.rng = np.random.default_rng(0)
+        self.timed = False
 
     def place(self, tree, spec=None):
         return tree
 
     def __call__(self, windows, idx, valid):
-        time.sleep(self.delay)
-        self.calls += 1
-        self.valid += float(valid.sum())
-        self.seen += list(np.asarray(idx)[np.asarray(valid) > 0])
+        idx, valid = np.asarray(idx), np.asarray(valid)
+        assert idx.shape == valid.shape and idx.shape[1:] == (1, self.shape.batch_size)
         assert windows.x.shape[1:] == (self.shape.steps, self.shape.features)
-        return jnp.zeros(1)
+        time.sleep(self.delay * len(idx))
+        self.steps += len(idx)
+        self.valid += float(valid.sum())
+        self.seen += list(idx[valid > 0])
+        return jnp.zeros((len(idx), 1))
 
 
 def test_flops_match_a_hand_count():
@@ -61,28 +64,33 @@ def test_flops_match_a_hand_count():
     assert bench.train_step_flops(shape) == 3 * forward == 2616
 
 
-def test_streamed_batches_cover_n_windows_with_a_padded_last_batch():
+def test_streamed_chunks_cover_n_windows_with_a_padded_last_batch():
     shape = tiny_shape("t", 1)
-    batches = list(bench.streamed_batches(shape, 19, seed=0))
-    assert len(batches) == 3
-    assert [float(v.sum()) for _, v in batches] == [8.0, 8.0, 3.0]
-    assert all(w.x.shape == (8, shape.steps, shape.features) for w, _ in batches)
+    n = bench.STREAM_CHUNK * 8 + 19  # one whole chunk, then 3 steps: 8, 8, 3 windows
+    chunks = list(bench.streamed_chunks(shape, n, seed=0))
+    assert [v.shape for _, v in chunks] == [(bench.STREAM_CHUNK, 1, 8), (3, 1, 8)]
+    assert float(chunks[0][1].sum()) == bench.STREAM_CHUNK * 8
+    assert chunks[1][1][:, 0].sum(axis=1).tolist() == [8.0, 8.0, 3.0]
+    assert all(w.x.shape == (v.size, shape.steps, shape.features) for w, v in chunks)
 
 
 def test_streamed_epoch_runs_every_step_when_it_fits():
     runner = CountingRunner(tiny_shape("t", 1))
-    seconds, partial = bench.streamed_epoch(runner, 19, seed=0, max_seconds=60.0)
-    assert (runner.calls, runner.valid, partial) == (3, 19.0, None)
+    n = bench.STREAM_CHUNK * 8 + 19
+    seconds, partial = bench.streamed_epoch(runner, n, seed=0, max_seconds=60.0)
+    warm_up = bench.STREAM_CHUNK + 3  # both chunk lengths, run once before the clock starts
+    assert (runner.steps - warm_up, runner.valid - warm_up * 8, partial) == (bench.STREAM_CHUNK + 3, n, None)
     assert seconds > 0
 
 
 def test_streamed_epoch_extrapolates_from_the_steps_it_ran():
-    runner = CountingRunner(tiny_shape("t", 1), delay=0.002)
-    total = 200
-    seconds, partial = bench.streamed_epoch(runner, total * 8, seed=0, max_seconds=0.2)
-    assert partial is not None and 50 <= partial < total
-    assert runner.calls == partial
-    assert seconds >= 0.002 * total * 0.9  # extrapolated to the whole epoch, not the part run
+    runner = CountingRunner(tiny_shape("t", 1), delay=0.001)
+    total = 8 * bench.STREAM_CHUNK
+    seconds, partial = bench.streamed_epoch(runner, total * 8, seed=0, max_seconds=0.15)
+    assert partial is not None and bench.STREAM_CHUNK <= partial < total
+    assert partial % bench.STREAM_CHUNK == 0  # whole chunks
+    assert runner.steps - bench.STREAM_CHUNK == partial  # after the warm-up chunk
+    assert seconds >= 0.001 * total * 0.9  # extrapolated to the whole epoch, not the part run
 
 
 def test_materialised_epoch_visits_each_window_once():

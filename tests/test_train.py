@@ -53,21 +53,17 @@ def leaves(params):
 
 
 def one_step(config, windows, shapes, seeds, steps=1):
-    """Run `steps` train steps on the first batch; return (initial params, final state, step fn)."""
+    """`steps` train steps on the first batch as one epoch program: (initial params, state, losses)."""
     graphdef, params = train.init_members(config.model, shapes, seeds)
     tx = train.make_optimizer(config.train, 100)
-    step = train.make_train_step(graphdef, tx, train.pinball_loss, config.model.quantiles)
+    epoch = train.make_train_epoch(graphdef, tx, train.pinball_loss, config.model.quantiles)
     before = leaves(params)
     keys = jnp.stack([jax.random.key(s) for s in seeds])
     state = train.TrainState(jnp.zeros(len(seeds), jnp.int32), keys, params, jax.vmap(tx.init)(params))
     batch = np.random.default_rng(0).permutation(len(windows.y))[: config.train.batch_size]
-    idx = np.tile(batch.astype(np.int32), (len(seeds), 1))
-    valid = np.ones(idx.shape, np.float32)
-    losses = []
-    for _ in range(steps):
-        state, stats = step(state, windows, idx, valid)
-        losses.append(float(stats["loss"][0]))
-    return before, state, step, losses
+    idx = np.tile(batch.astype(np.int32), (steps, len(seeds), 1))
+    state, stats = epoch(state, windows, idx, np.ones(idx.shape, np.float32))
+    return before, state, [float(x) for x in stats["loss"][:, 0]]
 
 
 def test_forecast_shape_finite_nonnegative_and_monotone(config):
@@ -81,7 +77,7 @@ def test_forecast_shape_finite_nonnegative_and_monotone(config):
 
 def test_one_step_changes_every_parameter_leaf(config):
     windows, shapes = tiny_windows(config)
-    before, state, _, _ = one_step(config, windows, shapes, [0])
+    before, state, _ = one_step(config, windows, shapes, [0])
     for old, new in zip(before, leaves(state.params), strict=True):
         assert not np.array_equal(old, new)
 
@@ -91,19 +87,32 @@ def test_loss_falls_on_a_batch_it_can_overfit(config):
     cfg = dataclasses.replace(
         config, train=dataclasses.replace(config.train, learning_rate=1.0e-2, warmup_steps=1)
     )
-    _, _, _, losses = one_step(cfg, windows, shapes, [0], steps=150)
+    _, _, losses = one_step(cfg, windows, shapes, [0], steps=150)
     assert losses[-1] < 0.5 * losses[0]
 
 
-def test_one_compilation_across_a_ragged_last_batch(config):
+def test_epoch_program_equals_its_steps_run_one_by_one_and_compiles_once(config):
     windows, shapes = tiny_windows(config)
     assert len(windows.y) % config.train.batch_size != 0
-    _, state, step, _ = one_step(config, windows, shapes, [0])
-    idx, valid = train._epoch_batches([np.random.default_rng(0)], len(windows.y), config.train.batch_size)
-    assert valid[0, -1].sum() < config.train.batch_size  # the last batch really is ragged
-    for s in range(idx.shape[1]):
-        state, _ = step(state, windows, idx[:, s], valid[:, s])
-    assert step._cache_size() == 1
+    graphdef, params = train.init_members(config.model, shapes, [0])
+    tx = train.make_optimizer(config.train, 100)
+    epoch = train.make_train_epoch(graphdef, tx, train.pinball_loss, config.model.quantiles)
+    step = jax.jit(train.make_train_step(graphdef, tx, train.pinball_loss, config.model.quantiles))
+    state = train.TrainState(
+        jnp.zeros(1, jnp.int32), jnp.stack([jax.random.key(0)]), params, jax.vmap(tx.init)(params)
+    )
+    rngs = [np.random.default_rng(0)]
+    idx, valid = train._epoch_batches(rngs, len(windows.y), config.train.batch_size)
+    assert valid[-1, 0].sum() < config.train.batch_size  # the last batch really is ragged
+    one_by_one = state
+    for s in range(idx.shape[0]):
+        one_by_one, _ = step(one_by_one, windows, idx[s], valid[s])
+    whole, stats = epoch(jax.tree.map(jnp.copy, state), windows, idx, valid)
+    assert stats["loss"].shape == (idx.shape[0], 1)
+    for a, b in zip(leaves(one_by_one.params), leaves(whole.params), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    epoch(whole, windows, *train._epoch_batches(rngs, len(windows.y), config.train.batch_size))
+    assert epoch._cache_size() == 1
 
 
 def test_vmapped_ensemble_equals_members_trained_alone(config):
