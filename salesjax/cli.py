@@ -10,7 +10,7 @@ import typing
 from collections.abc import Callable
 from pathlib import Path
 
-from salesjax import backtest, bench, experiment_sets, report, stages, sweep
+from salesjax import backtest, bench, distributed, experiment_sets, report, stages, sweep
 from salesjax.config import Config, load_config
 from salesjax.data import simulate
 from salesjax.data.schema import (
@@ -179,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run one command and return its exit code; user-facing errors become `error: ...`, code 2."""
     args = _parser().parse_args(argv)
     try:
+        distributed.initialize()
         return COMMANDS[args.command].run(args)
     except SalesjaxError as exc:
         print(f"error: {exc}", file=sys.stderr)

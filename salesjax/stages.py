@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 from flax import serialization
 
-from salesjax import baselines, checkpoint, evaluate, features, train
+from salesjax import baselines, checkpoint, distributed, evaluate, features, train
 from salesjax.config import Config, DataConfig
 from salesjax.data.panel import Panel, build_panel, monthly_revenue
 from salesjax.data.schema import Validated, read_table, validate_panel, validate_transactions, write_table
@@ -141,6 +141,8 @@ def run_train(cfg: Config, experiment: str | None = None) -> None:
     for name, member_seeds in runs.items():
         same = next((fits[n] for n in fits if runs[n] == member_seeds), None)
         fits[name] = same or train.train_forecaster(*args, member_seeds)
+    if not distributed.is_main():
+        return
     for name, trained in fits.items():
         checkpoint.save_forecaster(trained, cfg.model, runs[name], num_ids, MODELS / name)
     reports = REPORTS / ("train" if experiment is None else f"train_{experiment}")

@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from salesjax import features, train
+from salesjax import distributed, features, train
 from salesjax.config import Config, SweepConfig
 from salesjax.stages import REPORTS, load_prepared, training_history, write_json
 
@@ -70,7 +70,8 @@ def run_sweep(cfg: Config) -> None:
     )
     losses, epochs = member_scores(result)
     results = summary(members, losses, epochs)
-    write_json(results, REPORTS / "sweep.json")
+    if distributed.is_main():
+        write_json(results, REPORTS / "sweep.json")
     c = results["chosen"]
     print(
         f"sweep: {len(members)} member(s) in one program, {time.perf_counter() - start:.1f} s; chosen member "

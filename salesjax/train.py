@@ -22,6 +22,7 @@ from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 from tqdm import tqdm
 
+from salesjax import distributed
 from salesjax.config import ModelConfig, TrainConfig
 from salesjax.errors import SalesjaxError
 from salesjax.features import Scaler, Windows, make_windows, num_features
@@ -41,7 +42,7 @@ class TrainState(NamedTuple):
 class FitResult:
     """What one fit returns: the kept parameters per member and the curves that chose them."""
 
-    params: Any  # nnx.State, leading axis K
+    params: Any  # nnx.State of numpy arrays, leading axis K
     epochs: np.ndarray  # i32[K] epoch (1-based) whose parameters were kept
     train_loss: np.ndarray  # f32[E,K] mean training loss per epoch
     val_loss: np.ndarray | None  # f32[E,K] validation loss per epoch
@@ -171,8 +172,19 @@ def make_mesh(members: int) -> Mesh:
 
 
 def _place(tree, mesh: Mesh, spec: P):
-    """device_put every leaf of `tree` with the given partition spec on `mesh`."""
-    return jax.device_put(tree, NamedSharding(mesh, spec))
+    """device_put every leaf with the given partition spec on `mesh`, from host memory.
+
+    Going through numpy lets one call serve a mesh over several processes' devices (each process
+    holds the whole value and keeps its devices' share); PRNG keys travel as their key data.
+    """
+    sharding = NamedSharding(mesh, spec)
+
+    def put(leaf):
+        if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+            return jax.random.wrap_key_data(put(jax.random.key_data(leaf)), impl=jax.random.key_impl(leaf))
+        return jax.device_put(np.asarray(leaf), sharding)
+
+    return jax.tree.map(put, tree)
 
 
 def _epoch_batches(rngs: list[np.random.Generator], n: int, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -257,11 +269,11 @@ def fit(
             _epoch_batches(rngs, len(train.y), cfg.batch_size), mesh, P(None, "member", "data")
         )
         state, stats = train_epoch(state, train_dev, idx, valid)
-        losses = np.asarray(jax.device_get(stats["loss"]))
+        losses = distributed.fetch(stats["loss"])
         _check_finite(losses, epoch, steps_per_epoch, seeds)
         train_curve.append(losses.mean(axis=0))
         if eval_loss is not None:
-            val_losses = np.asarray(jax.device_get(eval_loss(state.params, val)))
+            val_losses = distributed.fetch(eval_loss(state.params, val))
             val_curve.append(val_losses)
             active = since_best < cfg.patience
             keep = active & (val_losses < best)
@@ -275,9 +287,8 @@ def fit(
         kept_epoch = np.where(keep, epoch, kept_epoch)
         if eval_loss is not None and not np.any(since_best < cfg.patience):
             break
-    jax.block_until_ready(kept)
     return FitResult(
-        params=kept,
+        params=distributed.fetch(kept),
         epochs=kept_epoch,
         train_loss=np.asarray(train_curve, np.float32),
         val_loss=np.asarray(val_curve, np.float32) if val_curve else None,

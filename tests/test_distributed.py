@@ -1,0 +1,97 @@
+"""Two processes joined by jax.distributed train what one process trains (JAX's runtime, gloo on CPU)."""
+
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+from conftest import tiny_params
+from test_train import tiny_windows
+
+from salesjax import distributed, train
+from salesjax.config import parse_config
+from salesjax.errors import SalesjaxError
+
+RUNS = {"data": [0], "members": [0, 1]}  # K=1: the batch split over 2 processes; K=2: one member each
+SCRIPT = textwrap.dedent(
+    f"""
+    import sys
+    from salesjax import distributed
+    distributed.initialize()
+    import jax, numpy as np
+    from conftest import tiny_params
+    from salesjax.config import parse_config
+    from salesjax import train
+    from test_train import tiny_windows
+
+    assert (jax.process_count(), jax.device_count(), jax.local_device_count()) == (2, 2, 1)
+    cfg = parse_config(tiny_params())
+    windows, shapes = tiny_windows(cfg)
+    out = {{}}
+    for name, seeds in {RUNS!r}.items():
+        assert train.make_mesh(len(seeds)).size == 2
+        fit = train.fit(cfg.model, cfg.train, windows, shapes, seeds, epochs=np.array([2] * len(seeds)))
+        out |= {{f"{{name}}_{{i}}": x for i, x in enumerate(jax.tree.leaves(fit.params))}}
+    if distributed.is_main():
+        np.savez(sys.argv[1], **out)
+    """
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_agree_with_one(tmp_path):
+    env = os.environ | {
+        "JAX_PLATFORMS": "cpu",
+        "XLA_FLAGS": "",
+        distributed.COORDINATOR: f"127.0.0.1:{free_port()}",
+        distributed.NUM_PROCESSES: "2",
+    }
+    out = tmp_path / "params.npz"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", SCRIPT, str(out)],
+            cwd=Path(__file__).parent,
+            env=env | {distributed.PROCESS_ID: str(i)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    errors = [p.communicate(timeout=240)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], "\n".join(e[-1500:] for e in errors)
+    cfg = parse_config(tiny_params())
+    windows, shapes = tiny_windows(cfg)
+    saved = np.load(out)
+    for name, seeds in RUNS.items():
+        fit = train.fit(cfg.model, cfg.train, windows, shapes, seeds, epochs=np.array([2] * len(seeds)))
+        for i, leaf in enumerate(jax.tree.leaves(fit.params)):
+            np.testing.assert_allclose(saved[f"{name}_{i}"], leaf, rtol=1e-4, atol=1e-6)
+
+
+def test_initialize_is_a_no_op_without_a_coordinator():
+    distributed.initialize({})
+    assert jax.process_count() == 1 and distributed.is_main()
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({distributed.NUM_PROCESSES: "two", distributed.PROCESS_ID: "0"}, "SALESJAX_NUM_PROCESSES='two'"),
+        ({distributed.NUM_PROCESSES: "2"}, "SALESJAX_PROCESS_ID=None"),
+        ({distributed.NUM_PROCESSES: "2", distributed.PROCESS_ID: "2"}, "must lie in 0..1"),
+    ],
+)
+def test_initialize_names_a_bad_setting(env, message):
+    with pytest.raises(SalesjaxError, match=message.replace("(", r"\(").replace(".", r"\.")):
+        distributed.initialize({distributed.COORDINATOR: "127.0.0.1:1"} | env)
