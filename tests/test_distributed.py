@@ -28,6 +28,7 @@ SCRIPT = textwrap.dedent(
     from salesjax.config import parse_config
     from salesjax import train
     from test_train import tiny_windows
+    from test_distributed import fit_kwargs
 
     assert (jax.process_count(), jax.device_count(), jax.local_device_count()) == (2, 2, 1)
     cfg = parse_config(tiny_params())
@@ -35,12 +36,20 @@ SCRIPT = textwrap.dedent(
     out = {{}}
     for name, seeds in {RUNS!r}.items():
         assert train.make_mesh(len(seeds)).size == 2
-        fit = train.fit(cfg.model, cfg.train, windows, shapes, seeds, epochs=np.array([2] * len(seeds)))
+        fit = train.fit(cfg.model, cfg.train, windows, shapes, seeds, **fit_kwargs(name, windows))
         out |= {{f"{{name}}_{{i}}": x for i, x in enumerate(jax.tree.leaves(fit.params))}}
+        out[f"{{name}}_epochs"] = fit.epochs
     if distributed.is_main():
         np.savez(sys.argv[1], **out)
     """
 )
+
+
+def fit_kwargs(name, windows):
+    """The data-parallel run refits for 2 epochs; the members run stops early on a hold-out."""
+    if name == "data":
+        return {"epochs": np.array([2])}
+    return {"val": windows._replace(**{k: v[-20:] for k, v in windows._asdict().items()})}
 
 
 def free_port() -> int:
@@ -74,7 +83,8 @@ def test_two_processes_agree_with_one(tmp_path):
     windows, shapes = tiny_windows(cfg)
     saved = np.load(out)
     for name, seeds in RUNS.items():
-        fit = train.fit(cfg.model, cfg.train, windows, shapes, seeds, epochs=np.array([2] * len(seeds)))
+        fit = train.fit(cfg.model, cfg.train, windows, shapes, seeds, **fit_kwargs(name, windows))
+        np.testing.assert_array_equal(saved[f"{name}_epochs"], fit.epochs)
         for i, leaf in enumerate(jax.tree.leaves(fit.params)):
             np.testing.assert_allclose(saved[f"{name}_{i}"], leaf, rtol=1e-4, atol=1e-6)
 
