@@ -2,7 +2,9 @@
 
 Everything is timed as medians over repeats after a warm-up, in one process (the PyTorch side in a
 subprocess with its own interpreter, see `benchmarks/torch_lstm.py`), and written to one JSON file plus
-a scaling figure. The machine may be shared: the JSON records the load average before and after.
+a scaling figure. The machine may be shared and its speed drifts: JAX and torch are timed in rounds,
+back to back, the speedup is the median of the rounds' ratios, and the JSON records the load average
+before and after.
 
 FLOP count of one train step (`train_step_flops`), from the layer sizes only:
     forward  F = sum over layers l of 2 * B * T * 4H * (I_l + H)  +  2 * B * horizon * H * Q
@@ -129,7 +131,8 @@ class BenchSettings:
 
     shapes: tuple[BenchShape, BenchShape]  # (default, saturated)
     train: TrainConfig
-    repeats: int  # timed repeats per throughput measurement (the median is reported)
+    repeats: int  # timed JAX repeats per round (the median over all rounds is reported)
+    rounds: int  # rounds of (JAX repeats, then torch) back to back; the speedup is the median round's
     steps_per_repeat: int
     epoch_series: int
     epoch_repeats: int
@@ -147,7 +150,8 @@ class BenchSettings:
         return cls(
             shapes=(default_shape(cfg), SATURATED),
             train=cfg.train,
-            repeats=3 if quick else 5,  # per half: JAX is timed before and after torch
+            repeats=3 if quick else 5,
+            rounds=1 if quick else 3,
             steps_per_repeat=10 if quick else 30,
             epoch_series=DEFAULT_SERIES,
             epoch_repeats=1 if quick else 3,
@@ -357,7 +361,7 @@ def epoch_time(runner: EpochRunner, n_series: int, settings: BenchSettings, seed
     return {
         "n_series": n_series,
         "n_windows": n,
-        "seconds_per_epoch": round(seconds, 3),
+        "seconds_per_epoch": float(f"{seconds:.4g}"),
         "peak_memory_mb": round(rss.mb, 1),
         "baseline_memory_mb": round(baseline, 1),
         "mode": mode,
@@ -502,9 +506,33 @@ def torch_side(python: Path | None, shape: BenchShape, settings: BenchSettings, 
         return {"error": str(exc), "windows_per_s": None}
 
 
-def _ratio(a: float | None, b: float | None) -> float | None:
-    """a / b, or None when either is missing."""
-    return None if a is None or not b else a / b
+def paired_rounds(runner: EpochRunner, windows: Windows, python: Path | None, settings: BenchSettings):
+    """`settings.rounds` rounds of JAX's step times, then torch's result, back to back (same load)."""
+    rounds = []
+    for _ in range(settings.rounds):
+        times = step_times(runner, windows, settings)
+        rounds.append((times, torch_side(python, runner.shape, settings, len(windows.y))))
+    return rounds
+
+
+def torch_over_rounds(rounds: list, batch_size: int) -> tuple[dict | None, list[float]]:
+    """torch's result over the rounds (median windows/s; None when skipped) and each round's speedup.
+
+    A round's speedup is JAX's windows/s (median of its repeats) over torch's in the same round.
+    """
+    results = [result for _, result in rounds]
+    if results[0] is None:
+        return None, []
+    ok = [(times, r) for times, r in rounds if r.get("windows_per_s")]
+    if not ok:
+        return results[0], []  # carries the error
+    speedups = [batch_size / statistics.median(times) / r["windows_per_s"] for times, r in ok]
+    merged = {
+        "torch_version": ok[0][1]["torch_version"],
+        "windows_per_s": statistics.median(r["windows_per_s"] for _, r in ok),
+        "rounds": results,
+    }
+    return merged, speedups
 
 
 def _dvc_repro_seconds() -> float | None:
@@ -581,17 +609,19 @@ def run_bench(quick: bool, out: Path, *, settings: BenchSettings | None = None) 
         runner = EpochRunner(shape, settings.train)
         windows = runner.place(random_windows(shape, n, np.random.default_rng(1)))
         compile_s = compile_seconds(runner, windows, settings.steps_per_repeat)
-        times = step_times(runner, windows, settings)  # half of the JAX repeats before torch runs,
-        torch_result = torch_side(python, shape, settings, n)
-        times += step_times(runner, windows, settings)  # half after: both sides meet the same load
-        sides[shape.name] = (throughput(shape, times, compile_s), torch_result)
+        rounds = paired_rounds(runner, windows, python, settings)
+        times = [t for round_times, _ in rounds for t in round_times]
+        sides[shape.name] = (
+            throughput(shape, times, compile_s),
+            *torch_over_rounds(rounds, shape.batch_size),
+        )
         del windows
         if shape is settings.shapes[0]:
             epoch = epoch_time(runner, settings.epoch_series, settings, seed=2)
             scaling = [epoch_time(runner, s, settings, seed=3) for s in settings.scaling_series]
     peak = matmul_gflops(settings.matmul_size, settings.repeats)
     theoretical, assumption = theoretical_peak(info)
-    (jd, td), (js, ts) = (sides[s.name] for s in settings.shapes)
+    (jd, td, speedups), (js, ts, speedups_saturated) = (sides[s.name] for s in settings.shapes)
     torch_version = next((t.get("torch_version") for t in (td, ts) if t and "torch_version" in t), None)
     if python is not None and (td is None or td.get("windows_per_s") is None):
         torch_reason = (td or {}).get("error", "torch benchmark failed")
@@ -601,10 +631,11 @@ def run_bench(quick: bool, out: Path, *, settings: BenchSettings | None = None) 
         "load_average_before": [round(x, 2) for x in load_before],
         "jax_windows_per_s": jd["windows_per_s"],
         "torch_windows_per_s": td["windows_per_s"] if td else None,
-        "speedup_vs_torch": _ratio(jd["windows_per_s"], td["windows_per_s"] if td else None),
+        "speedup_vs_torch": statistics.median(speedups) if speedups else None,
         "jax_windows_per_s_saturated": js["windows_per_s"],
         "torch_windows_per_s_saturated": ts["windows_per_s"] if ts else None,
-        "speedup_vs_torch_saturated": _ratio(js["windows_per_s"], ts["windows_per_s"] if ts else None),
+        "speedup_vs_torch_saturated": statistics.median(speedups_saturated) if speedups_saturated else None,
+        "speedup_rounds": {"default": speedups, "saturated": speedups_saturated},
         "torch_status": torch_reason,
         "gflops": js["gflops"],
         "gflops_default": jd["gflops"],

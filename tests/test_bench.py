@@ -106,6 +106,7 @@ def test_run_bench_writes_every_key_without_torch(tmp_path, config):
         shapes=(tiny_shape("default", 1), tiny_shape("saturated", 2)),
         train=config.train,
         repeats=2,
+        rounds=2,
         steps_per_repeat=2,
         epoch_series=2,
         epoch_repeats=1,
@@ -135,6 +136,19 @@ def test_run_bench_writes_every_key_without_torch(tmp_path, config):
     assert all(s["seconds_per_epoch"] > 0 and s["peak_memory_mb"] > 0 for s in written["scaling"])
     assert (out.parent / "benchmarks_scaling.png").stat().st_size > 0
     assert "default:" in bench.summary(report)
+
+
+def test_speedup_pairs_each_jax_round_with_the_torch_round_after_it():
+    # B=100: JAX at 1 ms/step is 100,000 windows/s; torch 50,000 then 200,000 (a slower, then faster machine)
+    rounds = [([0.001, 0.001, 0.003], {"torch_version": "t", "windows_per_s": 50_000.0})]
+    rounds += [([0.0005, 0.0005], {"torch_version": "t", "windows_per_s": 200_000.0})]
+    rounds += [([0.001], {"error": "torch benchmark failed: boom", "windows_per_s": None})]
+    merged, speedups = bench.torch_over_rounds(rounds, batch_size=100)
+    assert speedups == pytest.approx([2.0, 1.0])  # the failed round is left out
+    assert merged["windows_per_s"] == pytest.approx(125_000.0) and len(merged["rounds"]) == 3
+    assert bench.torch_over_rounds([([0.001], None)], 100) == (None, [])
+    failed = {"error": "boom", "windows_per_s": None}
+    assert bench.torch_over_rounds([([0.001], failed)], 100) == (failed, [])
 
 
 def test_theoretical_peak_states_its_assumption():
