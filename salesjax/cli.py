@@ -76,11 +76,16 @@ def _params_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="params file")
 
 
-def _stage(function: Callable[[Config], None]) -> Callable[[argparse.Namespace], int]:
-    """Wrap a stage function as a command: load params, run, exit 0."""
+def _stage(
+    function: Callable[[Config], None], multi_process: bool = False
+) -> Callable[[argparse.Namespace], int]:
+    """Wrap a stage function as a command: load params, (join the processes,) run, exit 0."""
 
     def run(args: argparse.Namespace) -> int:
-        function(load_config(args.params))
+        cfg = load_config(args.params)
+        if multi_process:
+            distributed.initialize()
+        function(cfg)
         return 0
 
     return run
@@ -93,8 +98,10 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    """Train the default forecasters, or one named experiment set."""
-    stages.run_train(load_config(args.params, args.experiment), args.experiment)
+    """Train the default forecasters, or one named experiment set (run by every process of a group)."""
+    cfg = load_config(args.params, args.experiment)
+    distributed.initialize()
+    stages.run_train(cfg, args.experiment)
     return 0
 
 
@@ -155,7 +162,9 @@ COMMANDS: dict[str, Command] = {
         "DVC stage: rolling-origin backtest, all models", _params_argument, _stage(backtest.run_backtest)
     ),
     "sweep": Command(
-        "DVC stage: vmapped hyperparameter sweep on the hold-out", _params_argument, _stage(sweep.run_sweep)
+        "DVC stage: vmapped hyperparameter sweep on the hold-out",
+        _params_argument,
+        _stage(sweep.run_sweep, multi_process=True),
     ),
     "experiment": Command(
         "print a named experiment set as `dvc exp run -S` overrides", _experiment_arguments, _experiment
@@ -179,7 +188,6 @@ def main(argv: list[str] | None = None) -> int:
     """Run one command and return its exit code; user-facing errors become `error: ...`, code 2."""
     args = _parser().parse_args(argv)
     try:
-        distributed.initialize()
         return COMMANDS[args.command].run(args)
     except SalesjaxError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -6,7 +6,7 @@ computes its devices' share, and XLA inserts the cross-process reductions (JAX's
 collectives on CPUs, NCCL on GPUs). Results come back to every process with `fetch`; only process 0
 writes files.
 
-Environment, read by `salesjax` before any command runs:
+Environment, read by `salesjax train` and `salesjax sweep`:
     SALESJAX_COORDINATOR=host:port   process 0's address, the same for every process
     SALESJAX_NUM_PROCESSES=N         how many processes take part
     SALESJAX_PROCESS_ID=i            this process, 0 .. N-1
@@ -15,6 +15,7 @@ run is one process and nothing here does anything.
 """
 
 import os
+import socket
 from collections.abc import Mapping
 from typing import Any
 
@@ -40,6 +41,17 @@ def _integer(env: Mapping[str, str], name: str) -> int:
         raise SalesjaxError(f"{name}={value!r}: expected an integer (set with {COORDINATOR})") from None
 
 
+def _require_free_port(coordinator: str) -> None:
+    """Process 0 serves the coordinator: one line naming a taken port (JAX itself would crash on it)."""
+    with socket.socket() as probe:
+        try:
+            probe.bind(("", int(coordinator.rpartition(":")[2])))
+        except OSError as exc:
+            raise SalesjaxError(
+                f"{COORDINATOR}={coordinator}: the port is not free here ({exc.strerror})"
+            ) from None
+
+
 def initialize(env: Mapping[str, str] = os.environ) -> None:
     """Join the processes named by the environment (module docstring); a no-op when it names none."""
     coordinator = env.get(COORDINATOR)
@@ -51,6 +63,10 @@ def initialize(env: Mapping[str, str] = os.environ) -> None:
         count, index = _integer(env, NUM_PROCESSES), _integer(env, PROCESS_ID)
         if count < 1 or not 0 <= index < count:
             raise SalesjaxError(f"{PROCESS_ID}={index} must lie in 0..{count - 1} ({NUM_PROCESSES}={count})")
+        if not coordinator.rpartition(":")[2].isdigit():
+            raise SalesjaxError(f"{COORDINATOR}={coordinator!r}: expected host:port or auto")
+        if index == 0:
+            _require_free_port(coordinator)
         where = {"coordinator_address": coordinator, "num_processes": count, "process_id": index}
     jax.distributed.initialize(**where)
 

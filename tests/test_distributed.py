@@ -100,8 +100,27 @@ def test_initialize_is_a_no_op_without_a_coordinator():
         ({distributed.NUM_PROCESSES: "two", distributed.PROCESS_ID: "0"}, "SALESJAX_NUM_PROCESSES='two'"),
         ({distributed.NUM_PROCESSES: "2"}, "SALESJAX_PROCESS_ID=None"),
         ({distributed.NUM_PROCESSES: "2", distributed.PROCESS_ID: "2"}, "must lie in 0..1"),
+        (
+            {
+                distributed.COORDINATOR: "localhost",
+                distributed.NUM_PROCESSES: "2",
+                distributed.PROCESS_ID: "1",
+            },
+            "expected host:port",
+        ),
     ],
 )
 def test_initialize_names_a_bad_setting(env, message):
+    env = {distributed.COORDINATOR: "127.0.0.1:1"} | env
     with pytest.raises(SalesjaxError, match=message.replace("(", r"\(").replace(".", r"\.")):
-        distributed.initialize({distributed.COORDINATOR: "127.0.0.1:1"} | env)
+        distributed.initialize(env)
+
+
+def test_process_zero_names_a_taken_port_instead_of_crashing():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {distributed.COORDINATOR: f"127.0.0.1:{port}", distributed.NUM_PROCESSES: "2"}
+        with pytest.raises(SalesjaxError, match="the port is not free here"):
+            distributed.initialize(env | {distributed.PROCESS_ID: "0"})
