@@ -296,6 +296,14 @@ def fit(
     )
 
 
+def _model_windows(
+    history, available, calendar, scaler, store, category, model_cfg: ModelConfig, origins, *, training=True
+) -> Windows:
+    """`make_windows` at the model's context and horizon; `training` is its `require_target`."""
+    shape = {"context": model_cfg.context, "horizon": model_cfg.horizon, "require_target": training}
+    return make_windows(history, available, calendar, scaler, store, category, origins, **shape)
+
+
 def validation_windows(
     history: np.ndarray,
     available: np.ndarray,
@@ -311,13 +319,11 @@ def validation_windows(
     months are the hold-out, and the scaler is fitted on the months before them.
     """
     th = history.shape[1]
-    scaler = Scaler.fit(history[:, : th - hold], available[:, : th - hold])
-    common = {"calendar": calendar, "scaler": scaler, "store": store, "category": category}
-    shape = {"context": model_cfg.context, "horizon": model_cfg.horizon, "require_target": True}
-    fit_windows = make_windows(
-        history[:, : th - hold], available[:, : th - hold], origins=np.arange(1, th - hold), **common, **shape
-    )
-    hold_out = make_windows(history, available, origins=np.arange(th - hold, th), **common, **shape)
+    before, before_available = history[:, : th - hold], available[:, : th - hold]
+    scaler = Scaler.fit(before, before_available)
+    common = (calendar, scaler, store, category, model_cfg)
+    fit_windows = _model_windows(before, before_available, *common, np.arange(1, th - hold))
+    hold_out = _model_windows(history, available, *common, np.arange(th - hold, th))
     return fit_windows, hold_out
 
 
@@ -358,17 +364,8 @@ def train_forecaster(
     fit_windows, hold_out = validation_windows(history, available, calendar, store, category, model_cfg, hold)
     validation = fit(model_cfg, cfg, fit_windows, shapes, seeds, val=hold_out, label="validation fit")
     scaler = Scaler.fit(history, available)
-    all_windows = make_windows(
-        history,
-        available,
-        calendar,
-        scaler,
-        store,
-        category,
-        np.arange(1, th),
-        context=model_cfg.context,
-        horizon=model_cfg.horizon,
-        require_target=True,
+    all_windows = _model_windows(
+        history, available, calendar, scaler, store, category, model_cfg, np.arange(1, th)
     )
     refit = fit(model_cfg, cfg, all_windows, shapes, seeds, epochs=validation.epochs, label="refit")
     return Trained(refit.params, scaler, validation, refit)
@@ -386,17 +383,9 @@ def forecast(
     model_cfg: ModelConfig,
 ) -> np.ndarray:
     """f64[K,S,H,Q] revenue quantiles for the `horizon` months right after `history` (f64[S,Th])."""
-    windows = make_windows(
-        history,
-        available,
-        calendar,
-        scaler,
-        store,
-        category,
-        np.array([history.shape[1]]),
-        context=model_cfg.context,
-        horizon=model_cfg.horizon,
-        require_target=False,
+    origin = np.array([history.shape[1]])
+    windows = _model_windows(
+        history, available, calendar, scaler, store, category, model_cfg, origin, training=False
     )
     scaled = make_predict(graphdef)(params, windows.x, windows.store, windows.category)
     return np.asarray(jax.device_get(scaled), np.float64) * scaler.scale[None, :, None, None]
