@@ -34,15 +34,15 @@ def load_params(template: Any, path: Path) -> Any:
 
 
 def save_scaler(scaler: Scaler, path: Path) -> None:
-    """Write the per-series scales and the static-feature statistics as JSON."""
-    fields = {"scale": scaler.scale.tolist(), "log_mean": scaler.log_mean, "log_std": scaler.log_std}
+    """Write the per-series scales, the static-feature statistics and the normalisation as JSON."""
+    fields = dataclasses.asdict(scaler) | {"scale": scaler.scale.tolist()}
     path.write_text(json.dumps(fields) + "\n")
 
 
 def load_scaler(path: Path) -> Scaler:
     """Read a scaler written by `save_scaler`."""
     fields = json.loads(path.read_text())
-    return Scaler(np.asarray(fields["scale"], np.float64), fields["log_mean"], fields["log_std"])
+    return Scaler(**fields | {"scale": np.asarray(fields["scale"], np.float64)})
 
 
 def save_forecaster(

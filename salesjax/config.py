@@ -60,6 +60,7 @@ class ModelConfig:
 
     context: int
     horizon: int
+    reference: typing.Literal["seasonal", "mean"]
     hidden_size: int
     num_layers: int
     dropout: float

@@ -101,27 +101,39 @@ def monthly_calendar(start: pd.Period, end: pd.Period) -> pd.DataFrame:
     return out[list(FEATURES)].astype(np.float32)
 
 
+SEASON = 12  # months in a year: the seasonal reference is the same month one year earlier
+LEVEL_FLOOR = 0.1  # a window's level is at least this share of its series' training mean
+
+
 @dataclasses.dataclass(frozen=True)
 class Scaler:
-    """Per-series mean scaling, fitted on training months only.
+    """Per-series statistics of the training months, and how windows are normalised.
 
     `scale` is each series' mean revenue over its available training months (1 for a series that is
     all zero there, so it stays finite); `log_mean`/`log_std` standardise log1p(scale), which the model
-    receives as a static input so that it still knows each series' size.
+    receives as a static input so that it still knows each series' size. `reference` names the
+    normalisation (`ModelConfig.reference`): "mean" divides every window by `scale`; "seasonal" divides
+    it by its own context level and forecasts the change from the same month a year earlier.
+    `seasonal_seen` records whether the training months hold any such pair (a month and the month a
+    year before it, both observed): without one the model never learned from a seasonal reference, so
+    its windows use the level instead, in training and in forecasting alike.
     """
 
     scale: np.ndarray  # f64[S] revenue
     log_mean: float
     log_std: float
+    reference: str = "mean"
+    seasonal_seen: bool = False
 
     @classmethod
-    def fit(cls, history: np.ndarray, available: np.ndarray) -> "Scaler":
+    def fit(cls, history: np.ndarray, available: np.ndarray, reference: str = "mean") -> "Scaler":
         """Fit on f64[S,T] revenue and bool[S,T] availability of training months."""
         count = available.sum(axis=1)
         mean = np.where(available, history, 0.0).sum(axis=1) / np.maximum(count, 1)
         scale = np.where(mean > 0, mean, 1.0)
         logs = np.log1p(scale)
-        return cls(scale=scale, log_mean=float(logs.mean()), log_std=float(logs.std() or 1.0))
+        seen = bool((available[:, SEASON:] & available[:, :-SEASON]).any())
+        return cls(scale, float(logs.mean()), float(logs.std() or 1.0), reference, seen)
 
     def static(self) -> np.ndarray:
         """f32[S,1] standardised log scale."""
@@ -129,19 +141,83 @@ class Scaler:
 
 
 class Windows(NamedTuple):
-    """Model-ready windows of `context + horizon` months; a pytree, so it can be sliced and jitted."""
+    """Model-ready windows of `context + horizon` months; a pytree, so it can be sliced and jitted.
 
-    x: np.ndarray  # f32[N,T,F] scaled revenue, observed flag, horizon flag, calendar, static
+    Revenue in a window is in units of its `level`: the model forecasts y / level - reference, so a
+    forecast in revenue is level * (reference + output).
+    """
+
+    x: np.ndarray  # f32[N,T,F] revenue / level, observed flag, horizon flag, reference, its flag,
+    # the store's and the category's profiles (`group_profiles`), calendar, static
     store: np.ndarray  # i32[N]
     category: np.ndarray  # i32[N]
-    y: np.ndarray  # f32[N,H] scaled target, 0 where masked
+    y: np.ndarray  # f32[N,H] target revenue / level - reference, 0 where masked
     mask: np.ndarray  # f32[N,H] 1 where the target month is available
     series: np.ndarray  # i32[N] series index
+    level: np.ndarray  # f32[N] revenue units of the window
+    reference: np.ndarray  # f32[N,H] the forecast's reference, in level units
 
 
 def num_features() -> int:
     """F: the width of `Windows.x`."""
-    return 3 + len(FEATURES) + 1
+    return 7 + len(FEATURES) + 1
+
+
+def window_level(values: np.ndarray, observed: np.ndarray, scaler: Scaler) -> np.ndarray:
+    """f64[S,O] revenue unit of each window from its context f64[S,O,C] and observed bool[S,O,C].
+
+    "mean": the series' training mean. "seasonal": the mean of the observed context months, at least
+    LEVEL_FLOOR of the training mean (a window of zeros keeps a finite, positive unit).
+    """
+    scale = np.broadcast_to(scaler.scale[:, None], values.shape[:2])
+    if scaler.reference == "mean":
+        return scale
+    mean = np.where(observed, values, 0.0).sum(-1) / np.maximum(observed.sum(-1), 1)
+    return np.maximum(mean, LEVEL_FLOOR * scale)
+
+
+def seasonal_reference(
+    values: np.ndarray, observed: np.ndarray, level: np.ndarray, horizon: int, scaler: Scaler
+) -> tuple[np.ndarray, np.ndarray]:
+    """(reference f64[...,O,H] in level units, bool[...,O,H] from a real month) from contexts f[...,O,C].
+
+    Horizon step h refers to the month SEASON months before it when that month is an observed context
+    month and the scaler's reference is "seasonal" with `seasonal_seen`; otherwise to the level (1), or
+    to 0 in "mean" mode, where the model forecasts the scaled revenue itself.
+    """
+    context = values.shape[-1]
+    source = context + np.arange(horizon) - SEASON
+    usable = (source >= 0) & (source < context)
+    source = np.clip(source, 0, context - 1)
+    on = scaler.reference == "seasonal" and scaler.seasonal_seen
+    taken = observed[..., source] & usable & on
+    fallback = 1.0 if scaler.reference == "seasonal" else 0.0
+    return np.where(taken, values[..., source] / level[..., None], fallback), taken
+
+
+def group_profiles(
+    values: np.ndarray, observed: np.ndarray, groups: np.ndarray, horizon: int, scaler: Scaler
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each series' group (store or category) total, in units of its own context mean.
+
+    values f64[S,O,C] context revenue, observed bool[S,O,C], groups int[S] -> (context f32[S,O,C],
+    reference f32[S,O,H]): the group's context months and its seasonal reference for every horizon
+    step. The group's shape tells a series which of its own ups and downs are shared, not noise.
+    """
+    n = int(groups.max(initial=-1)) + 1
+    total = np.zeros((n, *values.shape[1:]))
+    np.add.at(total, groups, np.where(observed, values, 0.0))
+    seen = np.zeros(total.shape, bool)
+    np.logical_or.at(seen, groups, observed)
+    level = np.where(seen, total, 0.0).sum(-1) / np.maximum(seen.sum(-1), 1)
+    level = np.where(level > 0, level, 1.0)
+    ref, _ = seasonal_reference(total, seen, level, horizon, scaler)
+    return (total / level[..., None])[groups], ref[groups]
+
+
+def _steps(context_part: np.ndarray, horizon_part: np.ndarray) -> np.ndarray:
+    """f[S,O,T,1]: one input feature over a window, from its context f[S,O,C] and horizon f[S,O,H] parts."""
+    return np.concatenate([context_part, horizon_part], axis=-1)[..., None]
 
 
 def make_windows(
@@ -164,26 +240,34 @@ def make_windows(
     beyond `history` can reach a window. With `require_target` (training), windows without any target
     or without any observed context month are dropped.
     """
-    s, th = history.shape
+    s, _ = history.shape
     width = context + horizon
     pad = ((0, 0), (context, horizon))
-    values = np.pad(np.where(available, history / scaler.scale[:, None], 0.0), pad)
+    values = np.pad(np.where(available, history, 0.0), pad)
     avail = np.pad(available, pad)
     cols = np.asarray(origins)[:, None] + np.arange(width)  # [O,T] padded positions
     v, a = values[:, cols], avail[:, cols]  # [S,O,T]
-    in_horizon = np.arange(width) >= context
-    x_y = np.where(in_horizon, 0.0, v)
-    obs = a & ~in_horizon
+    obs = a[..., :context]
+    level = window_level(v[..., :context], obs, scaler)
+    ref, taken = seasonal_reference(v[..., :context], obs, level, horizon, scaler)
+    hor = np.zeros((*v.shape[:2], horizon))
     parts = [
-        x_y[..., None],
-        obs[..., None],
-        np.broadcast_to(in_horizon, v.shape)[..., None],
+        _steps(v[..., :context] / level[..., None], hor),
+        _steps(obs, hor),
+        _steps(0 * obs, hor + 1),
+        _steps(0 * obs, ref),
+        _steps(0 * obs, taken),
+    ]
+    for groups in (store, category):
+        group_context, group_ref = group_profiles(v[..., :context], obs, groups, horizon, scaler)
+        parts.append(_steps(group_context, group_ref))
+    parts += [
         np.broadcast_to(calendar[cols], (s, *cols.shape, calendar.shape[1])),
         np.broadcast_to(scaler.static()[:, None, None, :], (s, *cols.shape, 1)),
     ]
     x = np.concatenate(parts, axis=-1).reshape(-1, width, num_features()).astype(np.float32)
-    y = v[..., context:].reshape(-1, horizon).astype(np.float32)
     mask = a[..., context:].reshape(-1, horizon).astype(np.float32)
+    y = (v[..., context:] / level[..., None] - ref).reshape(-1, horizon)
     series = np.repeat(np.arange(s, dtype=np.int32), len(origins))
     has_data = (mask.sum(axis=1) > 0) & obs.reshape(len(mask), -1).any(axis=1)
     keep = has_data if require_target else np.ones(len(mask), bool)
@@ -191,7 +275,9 @@ def make_windows(
         x=x[keep],
         store=store[series][keep].astype(np.int32),
         category=category[series][keep].astype(np.int32),
-        y=np.where(mask > 0, y, 0.0)[keep],
+        y=np.where(mask > 0, y, 0.0).astype(np.float32)[keep],
         mask=mask[keep],
         series=series[keep],
+        level=level.reshape(-1).astype(np.float32)[keep],
+        reference=ref.reshape(-1, horizon).astype(np.float32)[keep],
     )

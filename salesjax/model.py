@@ -83,7 +83,7 @@ class Forecaster(nnx.Module):
     def __call__(
         self, x: jax.Array, store: jax.Array, category: jax.Array, *, key: jax.Array | None = None
     ) -> jax.Array:
-        """f32[B,T,F] scaled inputs, i32[B] ids -> f32[B,H,Q] scaled quantiles, >= 0 and non-decreasing in Q.
+        """f32[B,T,F] scaled inputs, i32[B] ids -> f32[B,H,Q] quantiles in level units, non-decreasing in Q.
 
         `key` switches dropout on (training); without it the forward pass is deterministic.
         """
@@ -96,4 +96,5 @@ class Forecaster(nnx.Module):
                 h = h[-self.horizon :]  # the head reads the horizon steps only
             h = _dropout(h, self.dropout, None if key is None else jax.random.fold_in(key, i))
         raw = self.head(jnp.swapaxes(h, 0, 1))
-        return jnp.cumsum(jax.nn.softplus(raw), axis=-1)
+        steps = jnp.cumsum(jax.nn.softplus(raw[..., 1:]), axis=-1)
+        return jnp.concatenate([raw[..., :1], raw[..., :1] + steps], axis=-1)

@@ -320,7 +320,7 @@ def validation_windows(
     """
     th = history.shape[1]
     before, before_available = history[:, : th - hold], available[:, : th - hold]
-    scaler = Scaler.fit(before, before_available)
+    scaler = Scaler.fit(before, before_available, model_cfg.reference)
     common = (calendar, scaler, store, category, model_cfg)
     fit_windows = _model_windows(before, before_available, *common, np.arange(1, th - hold))
     hold_out = _model_windows(history, available, *common, np.arange(th - hold, th))
@@ -363,7 +363,7 @@ def train_forecaster(
     shapes = (num_features(), *num_ids)
     fit_windows, hold_out = validation_windows(history, available, calendar, store, category, model_cfg, hold)
     validation = fit(model_cfg, cfg, fit_windows, shapes, seeds, val=hold_out, label="validation fit")
-    scaler = Scaler.fit(history, available)
+    scaler = Scaler.fit(history, available, model_cfg.reference)
     all_windows = _model_windows(
         history, available, calendar, scaler, store, category, model_cfg, np.arange(1, th)
     )
@@ -382,10 +382,12 @@ def forecast(
     category: np.ndarray,
     model_cfg: ModelConfig,
 ) -> np.ndarray:
-    """f64[K,S,H,Q] revenue quantiles for the `horizon` months right after `history` (f64[S,Th])."""
+    """f64[K,S,H,Q] revenue quantiles (>= 0) for the `horizon` months right after `history` (f64[S,Th])."""
     origin = np.array([history.shape[1]])
     windows = _model_windows(
         history, available, calendar, scaler, store, category, model_cfg, origin, training=False
     )
-    scaled = make_predict(graphdef)(params, windows.x, windows.store, windows.category)
-    return np.asarray(jax.device_get(scaled), np.float64) * scaler.scale[None, :, None, None]
+    out = make_predict(graphdef)(params, windows.x, windows.store, windows.category)
+    out = np.asarray(jax.device_get(out), np.float64)
+    revenue = windows.level[:, None, None] * (windows.reference[..., None] + out)
+    return np.clip(revenue, 0.0, None)

@@ -82,7 +82,7 @@ def test_windows_have_the_right_shapes_values_and_masks(windows):
     np.testing.assert_allclose(first[:, 0], [0, 0, history[0, 0] / scaler.scale[0], 0, 0], rtol=1e-6)
     np.testing.assert_array_equal(first[:, 1], [0, 0, 1, 0, 0])  # observed flag
     np.testing.assert_array_equal(first[:, 2], [0, 0, 0, 1, 1])  # horizon flag
-    np.testing.assert_array_equal(first[:, 3], [1, 2, 3, 4, 5])  # calendar row = context + month
+    np.testing.assert_array_equal(first[:, 7], [1, 2, 3, 4, 5])  # calendar row = context + month
     np.testing.assert_allclose(w.y[0], history[0, 1:3] / scaler.scale[0], rtol=1e-6)
 
 
@@ -118,3 +118,43 @@ def test_training_windows_need_a_target_and_an_observed_context():
     )
     assert w.series.tolist() == [0, 0, 0]  # origins 3, 4, 5 only
     assert (w.mask.sum(axis=1) > 0).all() and (w.x[:, :2, 1].sum(axis=1) > 0).all()
+
+
+def _seasonal_windows(history: np.ndarray, available: np.ndarray, store: np.ndarray) -> features.Windows:
+    """Windows at the origin right after `history` (f[S,T]), context 12, horizon 2, seasonal reference."""
+    cal = np.zeros((12 + history.shape[1] + 2, len(features.FEATURES)), np.float32)
+    scaler = features.Scaler.fit(history, available, "seasonal")
+    ids = np.zeros(len(history), int)
+    origin = np.array([history.shape[1]])
+    return features.make_windows(
+        history, available, cal, scaler, store, ids, origin, context=12, horizon=2, require_target=False
+    )
+
+
+def test_seasonal_windows_forecast_the_change_from_last_year_in_units_of_the_context_level():
+    history = 10.0 + np.arange(14.0)[None]  # months 0..13; the window's context is months 2..13
+    w = _seasonal_windows(history, np.ones_like(history, bool), np.zeros(1, int))
+    level = history[0, 2:].mean()
+    np.testing.assert_allclose(w.level, [level], rtol=1e-6)
+    np.testing.assert_allclose(w.reference[0], history[0, 2:4] / level, rtol=1e-6)  # months 14, 15 - 12
+    np.testing.assert_array_equal(w.x[0, 12:, 4], [1, 1])  # the reference is a real month
+    np.testing.assert_allclose(w.x[0, :12, 0], history[0, 2:] / level, rtol=1e-6)
+
+
+def test_without_a_year_of_pairs_in_training_the_reference_is_the_level():
+    history = 10.0 + np.arange(12.0)[None]  # no month has its month a year before observed
+    w = _seasonal_windows(history, np.ones_like(history, bool), np.zeros(1, int))
+    np.testing.assert_array_equal(w.reference[0], [1, 1])
+    np.testing.assert_array_equal(w.x[0, 12:, 4], [0, 0])
+
+
+def test_group_profiles_give_each_series_its_store_total_in_the_store_s_units():
+    rng = np.random.default_rng(0)
+    history = rng.uniform(1, 10, (3, 14))
+    w = _seasonal_windows(history, np.ones_like(history, bool), np.array([0, 0, 1]))
+    store0 = history[:2].sum(axis=0)
+    expected = store0[2:] / store0[2:].mean()
+    for s in (0, 1):
+        np.testing.assert_allclose(w.x[s, :12, 5], expected, rtol=1e-5)
+        np.testing.assert_allclose(w.x[s, 12:, 5], store0[2:4] / store0[2:].mean(), rtol=1e-5)
+    np.testing.assert_allclose(w.x[2, :12, 5], history[2, 2:] / history[2, 2:].mean(), rtol=1e-5)

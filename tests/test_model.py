@@ -51,6 +51,7 @@ def model():
     cfg = ModelConfig(
         context=5,
         horizon=3,
+        reference="seasonal",
         hidden_size=6,
         num_layers=2,
         dropout=0.3,
