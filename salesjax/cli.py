@@ -158,6 +158,11 @@ COMMANDS: dict[str, Command] = {
         "DVC stage: score every forecaster on the test months", _params_argument, _stage(stages.run_evaluate)
     ),
     "report": Command("DVC stage: figures and the report", _params_argument, _stage(report.run_report)),
+    "backtest-baselines": Command(
+        "DVC stage: the baselines at every backtest origin",
+        _params_argument,
+        _stage(backtest.run_backtest_baselines),
+    ),
     "backtest": Command(
         "DVC stage: rolling-origin backtest, all models", _params_argument, _stage(backtest.run_backtest)
     ),
