@@ -5,6 +5,7 @@ configuration or file-level error, printed as one `error: ...` line on stderr, n
 """
 
 import argparse
+import importlib.metadata
 import sys
 import typing
 from collections.abc import Callable
@@ -183,6 +184,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="salesjax", description="Monthly store x category revenue forecasting: the DVC stages and tools."
     )
+    version = f"%(prog)s {importlib.metadata.version('salesjax')}"
+    parser.add_argument("--version", action="version", version=version, help="print the version and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="command")
     for name, command in COMMANDS.items():
         command.add_arguments(sub.add_parser(name, help=command.help, description=command.help))
