@@ -66,6 +66,11 @@ def _imports(tree: ast.Module, name: str, modules: set[str]) -> dict[str, tuple[
     return out
 
 
+def _is_docstring(stmt: ast.stmt) -> bool:
+    """Whether a statement is a bare string (or other constant)."""
+    return isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant)
+
+
 def parse_module(text: str, name: str, path: str, modules: set[str]) -> Module:
     """Parse the source `text` of module `name` (file `path`) into a Module."""
     tree = ast.parse(text)
@@ -75,9 +80,7 @@ def parse_module(text: str, name: str, path: str, modules: set[str]) -> Module:
             defs[stmt.name] = stmt
         elif isinstance(stmt, ast.Assign | ast.AnnAssign | ast.AugAssign):
             defs.update(dict.fromkeys(_targets(stmt), stmt))
-        elif not isinstance(stmt, ast.Import | ast.ImportFrom | ast.Expr) or not isinstance(
-            stmt.value if isinstance(stmt, ast.Expr) else None, ast.Constant
-        ):
+        elif not isinstance(stmt, ast.Import | ast.ImportFrom) and not _is_docstring(stmt):
             body.append(stmt)
     return Module(path, defs, _imports(tree, name, modules), body)
 
@@ -186,7 +189,7 @@ def test_every_stage_lists_exactly_the_salesjax_files_its_command_runs():
 def test_package_inits_hold_only_a_docstring():
     for path in (ROOT / PACKAGE).rglob("__init__.py"):
         body = ast.parse(path.read_text()).body
-        assert all(isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant) for s in body), path
+        assert all(_is_docstring(s) for s in body), path
 
 
 MADE_UP = {  # a made-up package: module name -> source
