@@ -6,16 +6,24 @@ arrays are sliced to the training months before anything is fitted, so nothing a
 can reach the scaler, the early stopping, the refit or the baselines (tests/test_backtest.py poisons
 those months and asserts identical forecasts).
 
-- LSTMs: the single model (K=1, seed train.seed) and a seed ensemble of `backtest.ensemble_size`
-  members, both via `train.train_forecaster`. Its hold-out is the last train.validation_months of the
-  origin's training months, but at most half of them: an early origin (12 training months on the
-  default data) still keeps as many months before the hold-out as in it.
-- Baselines: the statsforecast models of `salesjax.baselines` on the same training months. They run
-  for every origin before the first JAX computation, because `backtest.n_jobs` > 1 forks worker
-  processes, and forking a process whose JAX runtime has started can deadlock.
-- Scores: `evaluate.score_levels` against the observed world, and against the counterfactual world
-  where it differs from the observed one in the origin's test months (before the disruption the two
-  are the same world). MASE scales come from the origin's own training months.
+Two DVC stages, so that each is rerun only by what it depends on:
+- `backtest_baselines` (`run_backtest_baselines`): the statsforecast models of `salesjax.baselines` at
+  every origin, saved to artifacts/backtest/baselines.msgpack. It depends on the data, the split,
+  data.target, evaluate.season_length and backtest.origins/n_jobs, not on the LSTM's params: each origin
+  is forecast through split.test_end, which serves any model.horizon (a baseline's longer forecast
+  begins with its shorter one, bit for bit; tests/test_backtest.py checks the saved prefix). The origin
+  split.test_start, when the training months run up to it, has the evaluation's training and test
+  months: it takes the `baselines` stage's fit instead of fitting the same thing again. A stage of its
+  own (not folded into `baselines`) so that changing the origins leaves the evaluation alone. Its
+  `backtest.n_jobs` > 1 forks worker processes; the stage never starts JAX, and forking a process whose
+  JAX runtime has started can deadlock.
+- `backtest` (`run_backtest`): the LSTMs, the single model (K=1, seed train.seed) and a seed ensemble of
+  `backtest.ensemble_size` members, both via `train.train_forecaster`. Its hold-out is the last
+  train.validation_months of the origin's training months, but at most half of them: an early origin
+  (12 training months on the default data) still keeps as many months before the hold-out as in it.
+  Then every forecaster is scored: `evaluate.score_levels` against the observed world, and against the
+  counterfactual world where it differs from the observed one in the origin's test months (before the
+  disruption the two are the same world). MASE scales come from the origin's own training months.
 """
 
 import dataclasses
@@ -26,16 +34,19 @@ from typing import NamedTuple
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from flax import serialization
 from matplotlib.figure import Figure
 
 from salesjax import baselines, evaluate, features, train
-from salesjax.config import Config, TrainConfig
+from salesjax.config import Config, SplitConfig, TrainConfig
 from salesjax.data.panel import Panel
+from salesjax.errors import SalesjaxError
 from salesjax.plots import colour, save  # importing plots selects the Agg backend
-from salesjax.stages import QUANTILES, REPORTS, load_prepared, write_json
+from salesjax.stages import ARTIFACTS, BASELINES, QUANTILES, REPORTS, load_prepared, write_json
 
 METRICS = ("mae", "rmse", "mase", "wape", "smape", "bias")
 OUT = REPORTS / "backtest"
+BASELINE_FORECASTS = ARTIFACTS / "backtest" / "baselines.msgpack"
 
 
 class Origin(NamedTuple):
@@ -46,14 +57,15 @@ class Origin(NamedTuple):
     stop: int  # one past the last test month
 
 
+def baseline_origins(cfg: Config, panel: Panel) -> list[Origin]:
+    """The configured origins, each tested through split.test_end: the months its baselines forecast."""
+    last = panel.index(cfg.split.months()[3]) + 1
+    return [Origin(label, panel.index(pd.Period(label, "M")), last) for label in cfg.backtest.origins]
+
+
 def origins(cfg: Config, panel: Panel) -> list[Origin]:
     """The configured origins; each tests model.horizon months, cut at split.test_end."""
-    last = panel.index(cfg.split.months()[3]) + 1
-    out = []
-    for label in cfg.backtest.origins:
-        start = panel.index(pd.Period(label, "M"))
-        out.append(Origin(label, start, min(start + cfg.model.horizon, last)))
-    return out
+    return [o._replace(stop=min(o.start + cfg.model.horizon, o.stop)) for o in baseline_origins(cfg, panel)]
 
 
 def training_months(cfg: Config, panel: Panel, origin: Origin) -> tuple[np.ndarray, np.ndarray]:
@@ -61,14 +73,69 @@ def training_months(cfg: Config, panel: Panel, origin: Origin) -> tuple[np.ndarr
     return panel.worlds[cfg.data.target][:, : origin.start], panel.available[:, : origin.start]
 
 
+def baseline_arrays(
+    cfg: Config, history: np.ndarray, available: np.ndarray, n_test: int
+) -> dict[str, np.ndarray]:
+    """Each baseline's f64[S,n_test,Q] forecast (revenue, at QUANTILES) from training months f64[S,T0]."""
+    return baselines.forecast_baselines(
+        history, available, n_test, cfg.evaluate.season_length, QUANTILES, n_jobs=cfg.backtest.n_jobs
+    )
+
+
 def baseline_forecasts(
     cfg: Config, history: np.ndarray, available: np.ndarray, n_test: int
 ) -> dict[str, evaluate.Forecast]:
-    """Each baseline's f64[S,n_test,Q] forecast (revenue) from the training months f64[S,T0] only."""
-    fcs = baselines.forecast_baselines(
-        history, available, n_test, cfg.evaluate.season_length, QUANTILES, n_jobs=cfg.backtest.n_jobs
-    )
+    """`baseline_arrays` as forecasts to score (the backtest stage reads them from the saved artifact)."""
+    fcs = baseline_arrays(cfg, history, available, n_test)
     return {name: evaluate.Forecast(fcs[name], QUANTILES) for name in baselines.BASELINES}
+
+
+def origin_baselines(cfg: Config, panel: Panel, origin: Origin) -> dict[str, np.ndarray]:
+    """Each baseline's f64[S,stop-start,Q] forecast (revenue) of `origin`, fitted on the months before it."""
+    return baseline_arrays(cfg, *training_months(cfg, panel, origin), origin.stop - origin.start)
+
+
+def reuses_evaluation(split: SplitConfig, origin: Origin) -> bool:
+    """Whether `origin` has the evaluation's training and test months, so the evaluation's fit is its fit."""
+    _, train_end, test_start, _ = split.months()
+    return pd.Period(origin.label, "M") == test_start and train_end + 1 == test_start
+
+
+def _fit_or_reuse(cfg: Config, panel: Panel, origin: Origin) -> dict[str, np.ndarray]:
+    """One origin's baseline forecasts: the evaluation's saved fit where it is the same fit, else fitted."""
+    if reuses_evaluation(cfg.split, origin):
+        if not BASELINES.exists():
+            raise SalesjaxError(f"{BASELINES} is missing: run `salesjax baselines` first")
+        print(f"backtest-baselines: origin {origin.label} taken from {BASELINES}")
+        return serialization.msgpack_restore(BASELINES.read_bytes())
+    start = time.perf_counter()
+    fit = origin_baselines(cfg, panel, origin)
+    print(f"backtest-baselines: origin {origin.label} fitted in {time.perf_counter() - start:.1f} s")
+    return fit
+
+
+def run_backtest_baselines(cfg: Config) -> None:
+    """Forecast every origin with every baseline and save the forecasts for the backtest stage."""
+    panel, _ = load_prepared(cfg)
+    fits = {o.label: _fit_or_reuse(cfg, panel, o) for o in baseline_origins(cfg, panel)}
+    BASELINE_FORECASTS.parent.mkdir(parents=True, exist_ok=True)
+    BASELINE_FORECASTS.write_bytes(serialization.msgpack_serialize(fits))
+
+
+def saved_baselines(origin: Origin) -> dict[str, evaluate.Forecast]:
+    """The saved baseline forecasts of `origin`, cut to its test months."""
+    if not BASELINE_FORECASTS.exists():
+        raise SalesjaxError(f"{BASELINE_FORECASTS} is missing: run `salesjax backtest-baselines` first")
+    saved = serialization.msgpack_restore(BASELINE_FORECASTS.read_bytes())
+    if origin.label not in saved:
+        raise SalesjaxError(
+            f"{BASELINE_FORECASTS} has no origin {origin.label}: rerun `salesjax backtest-baselines`"
+        )
+    n_test = origin.stop - origin.start
+    return {
+        name: evaluate.Forecast(saved[origin.label][name][:, :n_test], QUANTILES)
+        for name in baselines.BASELINES
+    }
 
 
 def origin_train_config(cfg: TrainConfig, n_months: int) -> TrainConfig:
@@ -167,20 +234,14 @@ def error_by_origin(table: pd.DataFrame, path: Path) -> Figure:
 
 
 def run_backtest(cfg: Config) -> None:
-    """Re-fit and score every forecaster at each origin; write reports/backtest.json and reports/backtest/."""
+    """Re-fit the LSTMs at each origin, score them beside the saved baselines; write the reports."""
     panel, calendar = load_prepared(cfg)
-    plan = origins(cfg, panel)
-    start = time.perf_counter()
-    fitted = {
-        o.label: baseline_forecasts(cfg, *training_months(cfg, panel, o), o.stop - o.start) for o in plan
-    }
-    print(f"backtest: baselines at {len(plan)} origins in {time.perf_counter() - start:.1f} s")
     tables = []
-    for origin in plan:
+    for origin in origins(cfg, panel):
         start = time.perf_counter()
         history, available = training_months(cfg, panel, origin)
         forecasts = lstm_forecasts(cfg, panel, calendar, history, available, origin.stop - origin.start)
-        tables.append(score(cfg, panel, origin, forecasts | fitted[origin.label]))
+        tables.append(score(cfg, panel, origin, forecasts | saved_baselines(origin)))
         print(f"backtest: LSTMs at origin {origin.label} in {time.perf_counter() - start:.1f} s")
     table = pd.concat(tables, ignore_index=True)
     OUT.mkdir(parents=True, exist_ok=True)

@@ -5,6 +5,7 @@ configuration or file-level error, printed as one `error: ...` line on stderr, n
 """
 
 import argparse
+import importlib.metadata
 import sys
 import typing
 from collections.abc import Callable
@@ -158,6 +159,11 @@ COMMANDS: dict[str, Command] = {
         "DVC stage: score every forecaster on the test months", _params_argument, _stage(stages.run_evaluate)
     ),
     "report": Command("DVC stage: figures and the report", _params_argument, _stage(report.run_report)),
+    "backtest-baselines": Command(
+        "DVC stage: the baselines at every backtest origin",
+        _params_argument,
+        _stage(backtest.run_backtest_baselines),
+    ),
     "backtest": Command(
         "DVC stage: rolling-origin backtest, all models", _params_argument, _stage(backtest.run_backtest)
     ),
@@ -178,6 +184,8 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="salesjax", description="Monthly store x category revenue forecasting: the DVC stages and tools."
     )
+    version = f"%(prog)s {importlib.metadata.version('salesjax')}"
+    parser.add_argument("--version", action="version", version=version, help="print the version and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="command")
     for name, command in COMMANDS.items():
         command.add_arguments(sub.add_parser(name, help=command.help, description=command.help))

@@ -97,7 +97,7 @@ class EvaluateConfig:
 class BacktestConfig:
     """Rolling forecast origins: each re-fits every forecaster on the months before it."""
 
-    origins: tuple[str, ...]  # YYYY-MM, the first forecast month of each origin
+    origins: tuple[str, ...] | str  # YYYY-MM first forecast months, or "auto" (parse_config: auto_origins)
     ensemble_size: int  # seed-ensemble members of the backtest's ensemble (kept small for time)
     n_jobs: int  # statsforecast worker processes for the baselines
 
@@ -145,7 +145,13 @@ def _coerce(hint, value, where: str):
     if origin in (types.UnionType, typing.Union):
         if value is None and type(None) in args:
             return None
-        return _coerce(next(a for a in args if a is not type(None)), value, where)
+        errors = []
+        for alternative in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(alternative, value, where)
+            except SalesjaxError as exc:
+                errors.append(exc)
+        raise errors[0]
     if origin is typing.Literal:
         if value not in args:
             raise SalesjaxError(f"params: '{where}' must be one of {list(args)}, got {value!r}")
@@ -177,7 +183,6 @@ def _check(cfg: Config) -> None:
         raise SalesjaxError("params: model.quantiles must be increasing, distinct and include 0.5")
     if not all(0.0 < q < 1.0 for q in cfg.model.quantiles):
         raise SalesjaxError("params: model.quantiles must lie strictly between 0 and 1")
-    _check_backtest(cfg)
     _check_sweep(cfg.sweep)
 
 
@@ -198,6 +203,35 @@ def _check_backtest(cfg: Config) -> None:
         raise SalesjaxError("params: backtest.ensemble_size and backtest.n_jobs must be at least 1")
 
 
+def auto_origins(split: SplitConfig, min_training_months: int) -> tuple[str, ...]:
+    """`backtest.origins: auto`: split.test_start and 6 and 12 months before it, where enough months precede.
+
+    An origin is kept when at least `min_training_months` (evaluate.season_length) training months lie
+    between split.train_start and it, so every origin's baselines can fit a full season.
+    """
+    train_start, _, test_start, _ = split.months()
+    candidates = [test_start - back for back in (12, 6, 0)]
+    kept = tuple(str(o) for o in candidates if (o - train_start).n >= min_training_months)
+    if not kept:
+        raise SalesjaxError(
+            f"params: backtest.origins 'auto' needs at least {min_training_months} months from "
+            "split.train_start to split.test_start; give the origins as a list"
+        )
+    return kept
+
+
+def _expand_origins(cfg: Config) -> BacktestConfig:
+    """cfg.backtest with `origins: auto` replaced by the months it stands for."""
+    origins = cfg.backtest.origins
+    if isinstance(origins, str):
+        if origins != "auto":
+            raise SalesjaxError(
+                f"params: backtest.origins must be a list of YYYY-MM months or 'auto', got {origins!r}"
+            )
+        origins = auto_origins(cfg.split, cfg.evaluate.season_length)
+    return dataclasses.replace(cfg.backtest, origins=origins)
+
+
 def _check_sweep(sweep: SweepConfig) -> None:
     """Every sweep dimension has at least one value."""
     if not (sweep.learning_rates and sweep.weight_decays and sweep.seeds):
@@ -205,9 +239,11 @@ def _check_sweep(sweep: SweepConfig) -> None:
 
 
 def parse_config(raw: object) -> Config:
-    """Validate a params mapping (as read from YAML) into a Config."""
+    """Validate a params mapping (as read from YAML) into a Config; `backtest.origins: auto` is expanded."""
     cfg = _build(Config, raw, "params")
     _check(cfg)
+    cfg = dataclasses.replace(cfg, backtest=_expand_origins(cfg))
+    _check_backtest(cfg)
     return cfg
 
 

@@ -708,8 +708,9 @@ def section_training(inputs: Inputs, view: View) -> list[str]:
         "",
     ]
     lines += [
-        "Wall times are in reports/train/timing.json, the one non-deterministic output of the pipeline; "
-        "they are kept out of this report so that it is the same bytes for the same inputs.",
+        "Wall times are in artifacts/timing/train.json, the one non-deterministic output of the pipeline; "
+        "they are kept out of this report and out of DVC's metrics so that both are the same bytes for "
+        "the same inputs.",
         "",
     ]
     return lines

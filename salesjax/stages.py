@@ -18,6 +18,7 @@ PREPARED = ARTIFACTS / "prepared"
 MODELS = ARTIFACTS / "models"
 REPORTS = Path("reports")
 BASELINES = ARTIFACTS / "baselines" / "forecasts.msgpack"
+TIMING = ARTIFACTS / "timing"  # wall times: git-ignored and not in dvc.yaml, so reruns leave dvc.lock alone
 QUANTILES = (0.1, 0.5, 0.9)  # of the baselines: the median and the 80% interval
 HEADLINE_METRICS = ("mae", "rmse", "mase", "wape", "smape", "bias", "pinball", "coverage_80")
 
@@ -129,7 +130,7 @@ def run_train(cfg: Config, experiment: str | None = None) -> None:
 
     The default run writes artifacts/models/{lstm,lstm_ensemble} (with K=1 the ensemble is the single
     model); a named experiment set trains its single model into artifacts/models/<name> and
-    reports/train_<name>.
+    reports/train_<name>. Wall times go to artifacts/timing/<stage>.json, outside DVC's view.
     """
     panel, calendar = load_prepared(cfg)
     history, available = training_history(cfg, panel)
@@ -151,7 +152,7 @@ def run_train(cfg: Config, experiment: str | None = None) -> None:
         f"{name}_k{len(runs[name])}_seconds": round(t.validation.seconds + t.refit.seconds, 2)
         for name, t in fits.items()
     }
-    write_json(timing, reports / "timing.json")
+    write_json(timing, TIMING / f"{reports.name}.json")
     _curves(fits).to_csv(reports / "curves.csv", index=False, float_format="%.6g")
 
 

@@ -8,9 +8,10 @@ import pandas as pd
 import pytest
 import yaml
 from conftest import make_panel, tiny_params
+from flax import serialization
 
 from salesjax import backtest, stages
-from salesjax.config import parse_config
+from salesjax.config import SplitConfig, parse_config
 from salesjax.data.panel import Panel
 from salesjax.errors import SalesjaxError
 
@@ -25,19 +26,32 @@ def backtest_params() -> dict:
     return params
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """prepare + backtest on the tiny panel; (root, config)."""
-    root = tmp_path_factory.mktemp("backtest")
+def prepared_root(root, params: dict):
+    """The tiny panel and `params` in `root`, prepared; the config."""
     make_panel().to_csv(root / "panel.csv", index=False)
-    params = backtest_params()
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     cfg = parse_config(params)
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
         stages.prepare(cfg)
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """prepare + backtest-baselines + backtest on the tiny panel; (root, config)."""
+    root = tmp_path_factory.mktemp("backtest")
+    cfg = prepared_root(root, backtest_params())
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        backtest.run_backtest_baselines(cfg)
         backtest.run_backtest(cfg)
     return root, cfg
+
+
+def saved(root) -> dict:
+    """The backtest-baselines artifact of a run."""
+    return serialization.msgpack_restore((root / backtest.BASELINE_FORECASTS).read_bytes())
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +98,8 @@ def test_origins_test_horizon_months_cut_at_test_end(prepared):
     first, last = backtest.origins(cfg, panel)
     assert (first.start, first.stop) == (18, 21)  # 2019-07..2019-09: model.horizon months
     assert (last.start, last.stop) == (25, 27)  # 2020-02..2020-03: cut at split.test_end
+    # the baselines forecast every origin through split.test_end, whatever model.horizon is
+    assert [(o.start, o.stop) for o in backtest.baseline_origins(cfg, panel)] == [(18, 27), (25, 27)]
 
 
 def test_hold_out_is_at_most_half_of_an_origins_training_months():
@@ -102,20 +118,68 @@ def _poisoned(panel: Panel, start: int) -> Panel:
     return dataclasses.replace(panel, worlds=worlds, available=available)
 
 
-def test_nothing_at_or_after_the_origin_reaches_any_forecaster(prepared):
+def test_nothing_at_or_after_the_origin_reaches_any_forecaster(run, prepared):
     panel, calendar = prepared
     cfg = parse_config(backtest_params())
-    origin = backtest.origins(cfg, panel)[0]
+    origin, fit_span = backtest.origins(cfg, panel)[0], backtest.baseline_origins(cfg, panel)[0]
     forecasts = {}
     for name, world in {"clean": panel, "poisoned": _poisoned(panel, origin.start)}.items():
         history, available = backtest.training_months(cfg, world, origin)
         n_test = origin.stop - origin.start
-        forecasts[name] = backtest.baseline_forecasts(
-            cfg, history, available, n_test
-        ) | backtest.lstm_forecasts(cfg, world, calendar, history, available, n_test)
+        forecasts[name] = backtest.origin_baselines(cfg, world, fit_span) | {
+            m: f.values
+            for m, f in backtest.lstm_forecasts(cfg, world, calendar, history, available, n_test).items()
+        }
     assert set(forecasts["clean"]) == set(MODELS)
     for model in MODELS:
-        np.testing.assert_array_equal(forecasts["clean"][model].values, forecasts["poisoned"][model].values)
+        np.testing.assert_array_equal(forecasts["clean"][model], forecasts["poisoned"][model])
+    for model, values in saved(run[0])[origin.label].items():  # the stage saved exactly these forecasts
+        np.testing.assert_array_equal(values, forecasts["clean"][model])
+
+
+def test_a_longer_baseline_forecast_begins_with_the_shorter_one(run, prepared):
+    """Why one fit through split.test_end serves every model.horizon: the saved prefix is the short fit."""
+    panel, _ = prepared
+    cfg = parse_config(backtest_params())
+    origin = backtest.origins(cfg, panel)[0]
+    short = backtest.baseline_forecasts(cfg, *backtest.training_months(cfg, panel, origin), 2)
+    for model, fc in short.items():
+        np.testing.assert_array_equal(saved(run[0])[origin.label][model][:, :2], fc.values)
+
+
+def test_the_test_start_origin_takes_the_evaluations_fit(tmp_path, monkeypatch):
+    params = backtest_params()
+    params["backtest"]["origins"] = ["2020-01"]
+    cfg = prepared_root(tmp_path, params)
+    monkeypatch.chdir(tmp_path)
+    stages.run_baselines(cfg)
+    panel, _ = stages.load_prepared(cfg)
+    (origin,) = backtest.baseline_origins(cfg, panel)
+    refit = backtest.origin_baselines(cfg, panel, origin)
+    with monkeypatch.context() as patch:
+        patch.setattr(backtest, "origin_baselines", lambda *_: pytest.fail("refitted the evaluation's fit"))
+        backtest.run_backtest_baselines(cfg)
+    evaluation = serialization.msgpack_restore(stages.BASELINES.read_bytes())
+    assert set(saved(tmp_path)["2020-01"]) == set(refit) == set(evaluation)
+    for model, values in saved(tmp_path)["2020-01"].items():
+        np.testing.assert_array_equal(values, evaluation[model])
+        np.testing.assert_array_equal(values, refit[model])  # the same forecasts as fitting again
+
+
+@pytest.mark.parametrize(
+    ("train_end", "label", "reuses"),
+    [("2019-12", "2020-01", True), ("2019-12", "2019-07", False), ("2019-11", "2020-01", False)],
+)
+def test_only_the_origin_with_the_evaluations_months_reuses_its_fit(train_end, label, reuses):
+    split = SplitConfig(train_start="2018-01", train_end=train_end, test_start="2020-01", test_end="2020-03")
+    assert backtest.reuses_evaluation(split, backtest.Origin(label, 0, 1)) is reuses
+
+
+def test_backtest_without_saved_baselines_fails_with_one_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SalesjaxError, match="backtest-baselines") as info:
+        backtest.saved_baselines(backtest.Origin("2019-07", 18, 21))
+    assert "\n" not in str(info.value)
 
 
 def test_counterfactual_is_scored_only_where_it_differs():

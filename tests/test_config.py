@@ -4,7 +4,7 @@ import pytest
 import yaml
 from conftest import ROOT, tiny_params
 
-from salesjax.config import load_config, merge, parse_config
+from salesjax.config import SplitConfig, auto_origins, load_config, merge, parse_config
 from salesjax.errors import SalesjaxError
 
 
@@ -69,3 +69,63 @@ def test_unreadable_and_invalid_files(tmp_path):
     (tmp_path / "list.yaml").write_text(yaml.safe_dump([1, 2]))
     with pytest.raises(SalesjaxError, match="must be a mapping"):
         load_config(tmp_path / "list.yaml")
+
+
+def test_auto_origins_of_the_default_split():
+    cfg = load_config(ROOT / "params.yaml")
+    assert yaml.safe_load((ROOT / "params.yaml").read_text())["backtest"]["origins"] == "auto"
+    assert cfg.backtest.origins == ("2019-01", "2019-07", "2020-01")
+    assert auto_origins(cfg.split, 12) == cfg.backtest.origins
+
+
+@pytest.mark.parametrize(
+    ("train_start", "season", "origins"),
+    [
+        ("2018-01", 12, ("2019-01", "2019-07", "2020-01")),
+        ("2018-07", 12, ("2019-07", "2020-01")),  # 2019-01 would have 6 training months
+        ("2019-01", 12, ("2020-01",)),
+        ("2018-07", 6, ("2019-01", "2019-07", "2020-01")),  # a shorter season needs fewer months
+    ],
+)
+def test_auto_origins_keep_those_with_a_season_of_training_months(train_start, season, origins):
+    split = SplitConfig(
+        train_start=train_start, train_end="2019-12", test_start="2020-01", test_end="2020-12"
+    )
+    assert auto_origins(split, season) == origins
+
+
+def test_auto_origins_follow_the_config(params):
+    params["split"].update(train_start="2018-07")
+    assert parse_config(params).backtest.origins == ("2019-07", "2020-01")
+    params["evaluate"].update(season_length=6)
+    assert parse_config(params).backtest.origins == ("2019-01", "2019-07", "2020-01")
+
+
+def test_auto_origins_on_a_short_history_fail_with_one_line():
+    params = tiny_params()
+    params["split"].update(train_start="2019-06")
+    with pytest.raises(SalesjaxError, match="'auto' needs at least 12 months") as info:
+        parse_config(params)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("origins", "expected"),
+    [(["2019-07"], ("2019-07",)), (["2018-06", "2020-01"], ("2018-06", "2020-01"))],
+)
+def test_explicit_origins_are_kept(origins, expected):
+    params = tiny_params()
+    params["backtest"]["origins"] = origins
+    assert parse_config(params).backtest.origins == expected
+
+
+@pytest.mark.parametrize(
+    ("origins", "message"),
+    [("later", "list of YYYY-MM months or 'auto'"), (5, "must be a list"), ([1], "must be str")],
+)
+def test_bad_origins_values_fail_with_one_line(origins, message):
+    params = tiny_params()
+    params["backtest"]["origins"] = origins
+    with pytest.raises(SalesjaxError, match=message) as info:
+        parse_config(params)
+    assert "\n" not in str(info.value)

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import make_panel, tiny_params
+from conftest import ROOT, make_panel, tiny_params
 
 from salesjax import checkpoint, stages, train
 from salesjax.cli import main
@@ -131,3 +131,13 @@ def test_prepare_keeps_every_row_accounted_for(panel_csv, monkeypatch):
     assert counts["rows_in"] == len(panel) == counts["rows_kept"] + counts["rows_quarantined"]
     assert counts["quarantined_bad_month"] == 1
     assert len(pd.read_parquet(panel_csv / "artifacts/prepared/quarantine.parquet")) == 1
+
+
+def test_wall_times_are_written_outside_dvcs_outputs(runs):
+    """Wall times differ on every run: kept out of the DVC metrics so a forced rerun leaves dvc.lock alone."""
+    root, _ = runs[False]
+    timing = json.loads(read(root, "artifacts/timing/train.json"))
+    assert set(timing) == {"lstm_k1_seconds", "lstm_ensemble_k2_seconds"}
+    assert all(v > 0 for v in timing.values())
+    assert not (root / "reports/train/timing.json").exists()
+    assert "timing" not in (ROOT / "dvc.yaml").read_text()

@@ -165,7 +165,7 @@ def write_tree(root, metrics: dict, counterfactual: bool = True) -> None:
     )
     _write_json(
         {"lstm_k1_seconds": 10.0, "lstm_ensemble_k2_seconds": 14.0},
-        root / "reports" / "train" / "timing.json",
+        root / "artifacts" / "timing" / "train.json",
     )
     curves = pd.DataFrame(
         {
@@ -181,7 +181,7 @@ def write_tree(root, metrics: dict, counterfactual: bool = True) -> None:
         {"thesis": {"train_loss": 0.5, "val_loss": 0.6, "epochs": [2]}},
         root / "reports" / "train_thesis" / "metrics.json",
     )
-    _write_json({"thesis_k1_seconds": 5.0}, root / "reports" / "train_thesis" / "timing.json")
+    _write_json({"thesis_k1_seconds": 5.0}, root / "artifacts" / "timing" / "train_thesis.json")
     pd.DataFrame({"epoch": [1, 2], "thesis_train": [0.9, 0.5], "thesis_val": [0.8, 0.6]}).to_csv(
         root / "reports" / "train_thesis" / "curves.csv", index=False
     )
