@@ -10,7 +10,14 @@ from flax import serialization
 from salesjax import artifacts, baselines, checkpoint, distributed, evaluate, features, train
 from salesjax.config import Config, DataConfig, experiment_path
 from salesjax.data.panel import Panel, build_panel, monthly_revenue
-from salesjax.data.schema import Validated, read_table, validate_panel, validate_transactions, write_table
+from salesjax.data.schema import (
+    Validated,
+    read_table,
+    same_file,
+    validate_panel,
+    validate_transactions,
+    write_table,
+)
 from salesjax.errors import SalesjaxError
 
 ARTIFACTS = Path("artifacts")
@@ -18,6 +25,7 @@ PREPARED = ARTIFACTS / "prepared"
 MODELS = ARTIFACTS / "models"
 REPORTS = Path("reports")
 BASELINES = ARTIFACTS / "baselines" / "forecasts.msgpack"
+PREPARE_REPORT = REPORTS / "prepare.json"
 QUANTILES = (0.1, 0.5, 0.9)  # of the baselines: the median and the 80% interval
 HEADLINE_METRICS = ("mae", "rmse", "mase", "wape", "smape", "bias", "pinball", "coverage_80")
 
@@ -59,6 +67,19 @@ def _row_counts(name: str, validated: Validated, limit: float) -> dict:
     } | {f"quarantined_{reason}": n for reason, n in validated.counts.items()}
 
 
+def _refuse_overwriting_inputs(inputs: dict[str, Path]) -> None:
+    """Fail when a raw input is a file that prepare writes."""
+    written = [
+        *(PREPARED / f"{name}.parquet" for name in ("panel", "calendar", "quarantine")),
+        PREPARE_REPORT,
+    ]
+    for world, path in inputs.items():
+        if hit := next((out for out in written if same_file(path, out)), None):
+            raise SalesjaxError(
+                f"data path {path} ({world}) is {hit}, which prepare writes; keep raw inputs in data/"
+            )
+
+
 def prepare(cfg: Config) -> None:
     """Validate the raw input, aggregate it to the monthly panel, and compute the calendar features."""
     data = cfg.data
@@ -67,6 +88,7 @@ def prepare(cfg: Config) -> None:
     inputs = {"observed": Path(data.path)}
     if data.counterfactual_path is not None:
         inputs["counterfactual"] = Path(data.counterfactual_path)
+    _refuse_overwriting_inputs(inputs)
     validated = {world: _validated(data, path) for world, path in inputs.items()}
     counts = {world: _row_counts(world, v, data.max_rejected_fraction) for world, v in validated.items()}
     quarantine = pd.concat([v.quarantined.assign(world=w) for w, v in validated.items()], ignore_index=True)
@@ -86,7 +108,7 @@ def prepare(cfg: Config) -> None:
         PREPARED / "calendar.parquet", index=False
     )
     write_table(quarantine.astype(str), PREPARED / "quarantine.parquet")
-    write_json(counts | {"panel": series}, REPORTS / "prepare.json")
+    write_json(counts | {"panel": series}, PREPARE_REPORT)
     print(f"prepare: {series['series']} series x {panel['month'].nunique()} months; rows {counts}")
 
 
@@ -285,7 +307,8 @@ def run_evaluate(cfg: Config) -> None:
     """Score the LSTMs and the baselines on the test months of every world, at every level."""
     panel, calendar = load_prepared(cfg)
     history, available = training_history(cfg, panel)
-    forecasts = _model_forecasts(cfg, panel, calendar, history, available) | _baseline_forecasts(cfg, panel)
+    fitted = _baseline_forecasts(cfg, panel)  # read first: a damaged file fails before any forecast is made
+    forecasts = _model_forecasts(cfg, panel, calendar, history, available) | fitted
     truths = _truths(cfg, panel, history, available)
     season = cfg.evaluate.season_length
     levels = {

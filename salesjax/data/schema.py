@@ -8,6 +8,7 @@ len(df), and kept rows stay in input order.
 
 import dataclasses
 import datetime
+import os
 from pathlib import Path
 
 import numpy as np
@@ -100,6 +101,14 @@ def _read_csv(path: Path) -> pd.DataFrame:
         raise SalesjaxError(
             f"input file is not valid CSV (not UTF-8 text; save it as UTF-8): {path}"
         ) from None
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """True when two paths name the same file (through links, `..` or another spelling)."""
+    a, b = Path(a), Path(b)
+    if a.exists() and b.exists():
+        return os.path.samefile(a, b)
+    return a.resolve() == b.resolve()
 
 
 def write_table(frame: pd.DataFrame, path: Path) -> None:
