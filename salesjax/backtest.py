@@ -31,6 +31,7 @@ from matplotlib.figure import Figure
 from salesjax import baselines, evaluate, features, train
 from salesjax.config import Config, TrainConfig
 from salesjax.data.panel import Panel
+from salesjax.errors import SalesjaxError
 from salesjax.plots import colour, save  # importing plots selects the Agg backend
 from salesjax.stages import QUANTILES, REPORTS, load_prepared, write_json
 
@@ -53,6 +54,10 @@ def origins(cfg: Config, panel: Panel) -> list[Origin]:
     for label in cfg.backtest.origins:
         start = panel.index(pd.Period(label, "M"))
         out.append(Origin(label, start, min(start + cfg.model.horizon, last)))
+        if not panel.available[:, start : out[-1].stop].any():  # after the data: nothing to score
+            raise SalesjaxError(
+                f"backtest.origins: {label} has no observed test month; choose origins in the data"
+            )
     return out
 
 

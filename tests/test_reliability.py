@@ -9,10 +9,12 @@ import pytest
 import yaml
 from conftest import make_panel, tiny_params
 
-from salesjax import stages
+from salesjax import backtest, stages
 from salesjax.cli import main
 from salesjax.config import parse_config
+from salesjax.data.panel import Panel, build_panel
 from salesjax.data.schema import TRANSACTION_COLUMNS
+from salesjax.errors import SalesjaxError
 
 HEADER = ",".join(TRANSACTION_COLUMNS)
 ROW = "T{i},2020-01-05,Books,P1,Novel,30,F,1,2,1.5,3.0"
@@ -159,6 +161,16 @@ def test_test_months_after_the_data_are_masked_not_zero(panel_csv, params, monke
     panel = pd.read_parquet("artifacts/prepared/panel.parquet")
     assert not panel.loc[panel["month"] == "2020-04", "available"].any()
     assert panel.loc[panel["month"] == "2020-03", "available"].all()
+
+
+def test_a_backtest_origin_after_the_data_is_an_error(params):
+    params["backtest"]["origins"] = ["2019-07", "2020-02"]
+    cfg = parse_config(params)
+    frame = make_panel(end="2020-01")
+    monthly = frame.assign(month=pd.PeriodIndex(frame["month"], freq="M"))
+    panel, _ = build_panel(monthly, None, cfg.split, explicit_zeros=False, context=cfg.model.context)
+    with pytest.raises(SalesjaxError, match="backtest.origins: 2020-02 has no observed test month"):
+        backtest.origins(cfg, Panel.from_frame(panel))
 
 
 # ------------------------------------------------------------------ 4. damaged artifacts, by the issue
