@@ -1,7 +1,8 @@
 """`salesjax <command>`: argv -> config -> one function call. The only module that sees argv.
 
 Exit codes: 0 success, 1 the command ran but found problems (e.g. rows quarantined), 2 a usage,
-configuration or file-level error, printed as one `error: ...` line on stderr, never a traceback.
+configuration or file-level error, printed as one `error: ...` line on stderr, never a traceback;
+130 interrupted (Ctrl-C), also one line.
 """
 
 import argparse
@@ -265,6 +266,12 @@ def main(argv: list[str] | None = None) -> int:
     except SalesjaxError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(
+            f"error: interrupted; `salesjax {args.command}` may have left partial outputs, rerun it",
+            file=sys.stderr,
+        )
+        return 130
 
 
 if __name__ == "__main__":

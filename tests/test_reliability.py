@@ -9,7 +9,7 @@ import pytest
 import yaml
 from conftest import make_panel, tiny_params
 
-from salesjax import backtest, stages
+from salesjax import backtest, cli, stages
 from salesjax.cli import main
 from salesjax.config import parse_config
 from salesjax.data.panel import Panel, build_panel
@@ -359,3 +359,13 @@ def test_a_stage_run_from_a_subdirectory_says_to_run_from_the_root(in_pipeline, 
     assert_one_error(
         code, err, "cannot read params file params.yaml", "run salesjax from the repository root"
     )
+
+
+def test_an_interrupt_is_one_line_not_a_traceback(monkeypatch, capsys):
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(cli.COMMANDS, "experiment", cli.COMMANDS["experiment"]._replace(run=interrupted))
+    code, out, err = run(capsys, "experiment", "default")
+    assert code == 130 and out == ""
+    assert err == "error: interrupted; `salesjax experiment` may have left partial outputs, rerun it\n"
