@@ -37,7 +37,7 @@ import pandas as pd
 from flax import serialization
 from matplotlib.figure import Figure
 
-from salesjax import baselines, evaluate, features, train
+from salesjax import artifacts, baselines, evaluate, features, train
 from salesjax.config import Config, SplitConfig, TrainConfig
 from salesjax.data.panel import Panel
 from salesjax.errors import SalesjaxError
@@ -65,7 +65,13 @@ def baseline_origins(cfg: Config, panel: Panel) -> list[Origin]:
 
 def origins(cfg: Config, panel: Panel) -> list[Origin]:
     """The configured origins; each tests model.horizon months, cut at split.test_end."""
-    return [o._replace(stop=min(o.start + cfg.model.horizon, o.stop)) for o in baseline_origins(cfg, panel)]
+    out = [o._replace(stop=min(o.start + cfg.model.horizon, o.stop)) for o in baseline_origins(cfg, panel)]
+    for origin in out:
+        if not panel.available[:, origin.start : origin.stop].any():  # after the data: nothing to score
+            raise SalesjaxError(
+                f"backtest.origins: {origin.label} has no observed test month; choose origins in the data"
+            )
+    return out
 
 
 def training_months(cfg: Config, panel: Panel, origin: Origin) -> tuple[np.ndarray, np.ndarray]:
@@ -104,10 +110,8 @@ def reuses_evaluation(split: SplitConfig, origin: Origin) -> bool:
 def _fit_or_reuse(cfg: Config, panel: Panel, origin: Origin) -> dict[str, np.ndarray]:
     """One origin's baseline forecasts: the evaluation's saved fit where it is the same fit, else fitted."""
     if reuses_evaluation(cfg.split, origin):
-        if not BASELINES.exists():
-            raise SalesjaxError(f"{BASELINES} is missing: run `salesjax baselines` first")
         print(f"backtest-baselines: origin {origin.label} taken from {BASELINES}")
-        return serialization.msgpack_restore(BASELINES.read_bytes())
+        return artifacts.read(BASELINES, "baselines", _restore)
     start = time.perf_counter()
     fit = origin_baselines(cfg, panel, origin)
     print(f"backtest-baselines: origin {origin.label} fitted in {time.perf_counter() - start:.1f} s")
@@ -122,11 +126,14 @@ def run_backtest_baselines(cfg: Config) -> None:
     BASELINE_FORECASTS.write_bytes(serialization.msgpack_serialize(fits))
 
 
+def _restore(path: Path) -> dict:
+    """The msgpack dictionary saved at `path`."""
+    return serialization.msgpack_restore(path.read_bytes())
+
+
 def saved_baselines(origin: Origin) -> dict[str, evaluate.Forecast]:
     """The saved baseline forecasts of `origin`, cut to its test months."""
-    if not BASELINE_FORECASTS.exists():
-        raise SalesjaxError(f"{BASELINE_FORECASTS} is missing: run `salesjax backtest-baselines` first")
-    saved = serialization.msgpack_restore(BASELINE_FORECASTS.read_bytes())
+    saved = artifacts.read(BASELINE_FORECASTS, "backtest_baselines", _restore)
     if origin.label not in saved:
         raise SalesjaxError(
             f"{BASELINE_FORECASTS} has no origin {origin.label}: rerun `salesjax backtest-baselines`"

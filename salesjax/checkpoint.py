@@ -11,8 +11,9 @@ from typing import Any
 
 import jax
 import numpy as np
-from flax import nnx, serialization
+from flax import nnx, serialization, traverse_util
 
+from salesjax import artifacts
 from salesjax.config import ModelConfig
 from salesjax.features import Scaler, num_features
 from salesjax.train import Trained, init_members
@@ -26,11 +27,24 @@ def save_params(params: Any, path: Path) -> None:
 
 
 def load_params(template: Any, path: Path) -> Any:
-    """Read parameters saved by `save_params` into the structure of `template` (an nnx.State)."""
+    """Read parameters saved by `save_params` into the structure of `template` (an nnx.State).
+
+    Raises ValueError when the file's parameter names or shapes differ from the template's (a partial
+    file would otherwise leave some parameters at their random initial values).
+    """
     pure = serialization.msgpack_restore(path.read_bytes())
+    if _shapes(pure) != _shapes(nnx.to_pure_dict(template)):
+        raise ValueError("its parameter names or shapes differ from those model.json describes")
     state = jax.tree.map(lambda x: x, template)
     nnx.replace_by_pure_dict(state, pure)
     return state
+
+
+def _shapes(pure: Any) -> dict[tuple[str, ...], tuple[int, ...]]:
+    """Shape of every leaf of a nested parameter dict, keyed by its path as text."""
+    if not isinstance(pure, dict):
+        raise ValueError("not a mapping of parameters")
+    return {tuple(map(str, k)): np.shape(v) for k, v in traverse_util.flatten_dict(pure).items()}
 
 
 def save_scaler(scaler: Scaler, path: Path) -> None:
@@ -55,14 +69,22 @@ def save_forecaster(
     (out / "model.json").write_text(json.dumps(spec, indent=2) + "\n")
 
 
-def load_forecaster(out: Path) -> tuple[Any, Any, Scaler, ModelConfig]:
-    """(graphdef, params stacked over members, scaler, model config) from a `save_forecaster` directory."""
-    spec = json.loads((out / "model.json").read_text())
+def _load_spec(path: Path) -> tuple[ModelConfig, list[int], tuple[int, int]]:
+    """(model config, seeds, vocabulary sizes) from a `model.json`."""
+    spec = json.loads(path.read_text())
     model_cfg = ModelConfig(**{**spec["model"], "quantiles": tuple(spec["model"]["quantiles"])})
-    graphdef, template = init_members(model_cfg, (num_features(), *spec["num_ids"]), spec["seeds"])
-    return (
-        graphdef,
-        load_params(template, out / "params.msgpack"),
-        load_scaler(out / "scaler.json"),
-        model_cfg,
-    )
+    seeds, num_ids = [int(s) for s in spec["seeds"]], tuple(int(n) for n in spec["num_ids"])
+    if not seeds or len(num_ids) != 2:
+        raise ValueError("no seeds, or num_ids is not (stores, categories)")
+    return model_cfg, seeds, num_ids
+
+
+def load_forecaster(out: Path, stage: str = "train") -> tuple[Any, Any, Scaler, ModelConfig]:
+    """(graphdef, params stacked over members, scaler, model config) from a `save_forecaster` directory.
+
+    A missing or damaged file is one `SalesjaxError` line naming it and `dvc repro <stage>`.
+    """
+    model_cfg, seeds, num_ids = artifacts.read(out / "model.json", stage, _load_spec)
+    graphdef, template = init_members(model_cfg, (num_features(), *num_ids), seeds)
+    params = artifacts.read(out / "params.msgpack", stage, lambda path: load_params(template, path))
+    return graphdef, params, artifacts.read(out / "scaler.json", stage, load_scaler), model_cfg

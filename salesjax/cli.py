@@ -1,7 +1,8 @@
 """`salesjax <command>`: argv -> config -> one function call. The only module that sees argv.
 
 Exit codes: 0 success, 1 the command ran but found problems (e.g. rows quarantined), 2 a usage,
-configuration or file-level error, printed as one `error: ...` line on stderr, never a traceback.
+configuration or file-level error, printed as one `error: ...` line on stderr, never a traceback;
+130 interrupted (Ctrl-C), also one line.
 """
 
 import argparse
@@ -12,11 +13,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from salesjax import backtest, bench, distributed, experiment_sets, report, stages, sweep
-from salesjax.config import Config, load_config
+from salesjax.config import PARAMS, Config, DataConfig, PanelColumns, check_date_format, load_config
 from salesjax.data import simulate
 from salesjax.data.schema import (
     Validated,
     read_table,
+    same_file,
     validate_panel,
     validate_transactions,
     write_table,
@@ -32,36 +34,108 @@ class Command(typing.NamedTuple):
     run: Callable[[argparse.Namespace], int]
 
 
+VALIDATE_HELP = """Check a raw file against the data contract; exit 1 when any row is quarantined.
+
+A value not given as an option comes from the data section of the params file, which is read only when
+one is needed. Without a params file, give --format (and --date-format for transactions); the year
+bounds are then 2000..2100 and a panel's columns month, store, category, revenue (the repository's
+params.yaml values)."""
+# What validate uses for a value that is neither an option nor in a params file (params.yaml's values).
+VALIDATE_FALLBACK = {
+    "min_year": 2000,
+    "max_year": 2100,
+    "panel_columns": PanelColumns(month="month", store="store", category="category", revenue="revenue"),
+}
+
+
+class Contract(typing.NamedTuple):
+    """What `salesjax validate` checks a file against."""
+
+    format: str
+    date_format: str | None  # None for a panel read without a params file
+    min_year: int
+    max_year: int
+    panel_columns: PanelColumns
+
+
 def _validate_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `salesjax validate`."""
+    parser.description = VALIDATE_HELP
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("path", type=Path, help="raw input, .csv or .parquet")
     parser.add_argument("--format", choices=["transactions", "panel"], help="default: data.format")
     parser.add_argument("--date-format", help="strptime format of SalesDate; default: data.date_format")
-    parser.add_argument("--quarantine", type=Path, help="write rejected rows here (.csv or .parquet)")
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="params file")
+    parser.add_argument("--min-year", type=int, help="earliest valid SalesDate year; default: data.min_year")
+    parser.add_argument("--max-year", type=int, help="latest valid SalesDate year; default: data.max_year")
+    parser.add_argument(
+        "--quarantine", type=Path, help="write rejected rows here (.csv or .parquet); never the input"
+    )
+    parser.add_argument("--params", type=Path, help="params file for values not given; default: params.yaml")
 
 
 def _validate(args: argparse.Namespace) -> int:
     """Check a raw file against the data contract; exit 1 when any row is quarantined.
 
-    `--quarantine` is written even for a clean file (header only), so the output always exists.
+    `--quarantine` is written even for a clean file (header only), so the output always exists; it is
+    refused when it names a file the command reads.
     """
-    cfg = load_config(args.params).data
-    fmt = args.format or cfg.format
-    if fmt == "panel" and args.date_format is not None:
-        raise SalesjaxError("--date-format applies to transactions, not to a panel")
+    _refuse_overwrite(args.quarantine, [args.path, args.params or PARAMS], "--quarantine")
+    contract = _contract(args)
     table = read_table(args.path)
-    if fmt == "transactions":
-        date_format = args.date_format or cfg.date_format
-        result = validate_transactions(
-            table, date_format=date_format, min_year=cfg.min_year, max_year=cfg.max_year
-        )
+    if contract.format == "transactions":
+        years = {"min_year": contract.min_year, "max_year": contract.max_year}
+        result = validate_transactions(table, date_format=contract.date_format, **years)
     else:
-        result = validate_panel(table, cfg.panel_columns)
+        result = validate_panel(table, contract.panel_columns)
     if args.quarantine is not None:
         write_table(result.quarantined, args.quarantine)
     print(_summary(result))
     return 1 if result.counts else 0
+
+
+def _refuse_overwrite(out: Path | None, reads: list[Path], option: str) -> None:
+    """Fail when an output path names a file the command reads (it would be overwritten)."""
+    for path in reads:
+        if out is not None and same_file(out, path):
+            raise SalesjaxError(f"{option} {out} is {path}, which this command reads; choose another path")
+
+
+def _contract(args: argparse.Namespace) -> Contract:
+    """The options, with the values not given from the params file (or VALIDATE_FALLBACK without one)."""
+    transaction_options = (args.date_format, args.min_year, args.max_year)
+    if args.format == "panel" and any(v is not None for v in transaction_options):
+        raise SalesjaxError("--date-format, --min-year and --max-year apply to transactions, not to a panel")
+    data = _data_section(args)
+    given = {"format": args.format, "date_format": args.date_format}
+    given |= {"min_year": args.min_year, "max_year": args.max_year, "panel_columns": None}
+    values = {
+        name: value if value is not None else getattr(data, name) if data else VALIDATE_FALLBACK.get(name)
+        for name, value in given.items()
+    }
+    contract = Contract(**values)
+    if contract.format == "transactions":
+        check_date_format(contract.date_format, "--date-format")
+        if contract.min_year > contract.max_year:
+            raise SalesjaxError(f"the year bounds {contract.min_year}..{contract.max_year} are empty")
+    return contract
+
+
+def _data_section(args: argparse.Namespace) -> DataConfig | None:
+    """The params file's data section when a value is needed and not given; None when none is needed.
+
+    Without --params and without ./params.yaml, only the year bounds and panel columns may be missing.
+    """
+    given = [args.format, args.date_format, args.min_year, args.max_year]
+    if args.format == "transactions" and None not in given:
+        return None
+    if args.params is None and not PARAMS.exists():
+        if args.format is None or (args.format == "transactions" and args.date_format is None):
+            raise SalesjaxError(
+                f"no params.yaml in {Path.cwd()}: give --format (and --date-format for transactions), "
+                "pass --params, or run from the repository root"
+            )
+        return None
+    return load_config(args.params or PARAMS).data
 
 
 def _summary(result: Validated) -> str:
@@ -200,6 +274,12 @@ def main(argv: list[str] | None = None) -> int:
     except SalesjaxError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(
+            f"error: interrupted; `salesjax {args.command}` may have left partial outputs, rerun it",
+            file=sys.stderr,
+        )
+        return 130
 
 
 if __name__ == "__main__":

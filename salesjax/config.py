@@ -11,6 +11,33 @@ import yaml
 from salesjax.errors import SalesjaxError
 
 EXPERIMENTS = Path("experiments")
+PARAMS = Path("params.yaml")
+# The smallest valid value of each bounded number (every member of a list); the types alone let a
+# 0 or a negative through, which then crashes deep inside training (an ensemble of 0 members).
+AT_LEAST = {
+    "model.context": 1,
+    "model.horizon": 1,
+    "model.hidden_size": 1,
+    "model.num_layers": 1,
+    "model.store_embedding": 1,
+    "model.category_embedding": 1,
+    "model.dropout": 0.0,
+    "train.seed": 0,
+    "train.ensemble_size": 1,
+    "train.weight_decay": 0.0,
+    "train.warmup_steps": 0,
+    "train.batch_size": 1,
+    "train.max_epochs": 1,
+    "train.patience": 1,
+    "train.validation_months": 1,
+    "evaluate.season_length": 1,
+    "data.max_rejected_fraction": 0.0,
+    "sweep.weight_decays": 0.0,
+    "sweep.seeds": 0,
+}
+ABOVE = {"train.learning_rate": 0.0, "train.clip_norm": 0.0, "sweep.learning_rates": 0.0}
+AT_MOST = {"data.max_rejected_fraction": 1.0}
+BELOW = {"model.dropout": 1.0}
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -177,6 +204,10 @@ def _check(cfg: Config) -> None:
         raise SalesjaxError("params: split must satisfy train_start <= train_end < test_start <= test_end")
     if (test_end - train_end).n > cfg.model.horizon:
         raise SalesjaxError("params: the months from split.train_end to split.test_end exceed model.horizon")
+    _check_ranges(cfg)
+    check_date_format(cfg.data.date_format, "params: 'data.date_format'")
+    if cfg.data.min_year > cfg.data.max_year:
+        raise SalesjaxError("params: data.min_year must not exceed data.max_year")
     if cfg.train.loss == "mse" and cfg.model.quantiles != (0.5,):
         raise SalesjaxError("params: train.loss 'mse' forecasts one value: set model.quantiles to [0.5]")
     if list(cfg.model.quantiles) != sorted(set(cfg.model.quantiles)) or 0.5 not in cfg.model.quantiles:
@@ -184,6 +215,27 @@ def _check(cfg: Config) -> None:
     if not all(0.0 < q < 1.0 for q in cfg.model.quantiles):
         raise SalesjaxError("params: model.quantiles must lie strictly between 0 and 1")
     _check_sweep(cfg.sweep)
+
+
+def _check_ranges(cfg: Config) -> None:
+    """Every bounded number of AT_LEAST, ABOVE, AT_MOST and BELOW within its bound."""
+    rules = [(AT_LEAST, "at least", float.__ge__), (ABOVE, "above", float.__gt__)]
+    rules += [(AT_MOST, "at most", float.__le__), (BELOW, "below", float.__lt__)]
+    for bounds, words, holds in rules:
+        for key, bound in bounds.items():
+            section, name = key.split(".")
+            values = getattr(getattr(cfg, section), name)
+            for value in values if isinstance(values, tuple) else (values,):
+                if not holds(float(value), float(bound)):
+                    raise SalesjaxError(f"params: '{key}' must be {words} {bound}, got {value!r}")
+
+
+def check_date_format(date_format: str, where: str) -> None:
+    """Fail with one line when `date_format` is not a usable strptime format (e.g. '%Q')."""
+    try:
+        pd.to_datetime(pd.Series(["2000-01-01"]), format=date_format, errors="coerce")
+    except ValueError as exc:
+        raise SalesjaxError(f"{where} {date_format!r} is not a strptime date format ({exc})") from None
 
 
 def _check_backtest(cfg: Config) -> None:
@@ -272,8 +324,13 @@ def experiment_path(name: str) -> Path:
     return EXPERIMENTS / f"{name}.yaml"
 
 
-def load_config(path: Path = Path("params.yaml"), experiment: str | None = None) -> Config:
+def load_config(path: Path = PARAMS, experiment: str | None = None) -> Config:
     """Read and validate params.yaml, with a named experiment's overrides applied on top."""
+    if not Path(path).exists():
+        raise SalesjaxError(
+            f"cannot read params file {path}: not found in {Path.cwd()}; run salesjax from the repository "
+            "root (where params.yaml is) or pass --params"
+        )
     raw = _read_yaml(path)
     if experiment is not None:
         overrides = _read_yaml(experiment_path(experiment))

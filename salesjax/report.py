@@ -18,9 +18,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from salesjax import plots
+from salesjax import artifacts, plots
 from salesjax.config import Config, experiment_path
-from salesjax.errors import SalesjaxError
 from salesjax.stages import ARTIFACTS, PREPARED, REPORTS
 
 FIGURES = REPORTS / "figures"
@@ -73,27 +72,41 @@ class View(NamedTuple):
 # ---------------------------------------------------------------------------------------------- inputs
 
 
-def _required(path: Path) -> Path:
-    """`path`, or a one-line error naming it when an earlier stage has not written it."""
-    if not path.exists():
-        raise SalesjaxError(f"report: {path} is missing; run the earlier stages (dvc repro) first")
-    return path
+def _json(path: Path, stage: str) -> dict:
+    """A required JSON object; missing or damaged is one line naming it and `dvc repro <stage>`."""
+    return artifacts.read(path, stage, _read_object)
 
 
-def _json(path: Path) -> dict:
-    """A JSON file as a dict ({} when it does not exist: an optional fit that was not trained)."""
-    return json.loads(path.read_text()) if path.exists() else {}
+def _read_object(path: Path) -> dict:
+    """The JSON object in `path` (TypeError when the file holds another JSON value)."""
+    obj = json.loads(path.read_text())
+    if not isinstance(obj, dict):
+        raise TypeError("not a JSON object")
+    return obj
+
+
+def _optional_json(path: Path, stage: str) -> dict:
+    """A JSON object, or {} when the file does not exist (an optional fit that was not trained)."""
+    return _json(path, stage) if path.exists() else {}
 
 
 def _csv(path: Path, text: tuple[str, ...] = ()) -> pd.DataFrame:
-    """A required CSV with the named columns read as text (store ids look like numbers)."""
-    return pd.read_csv(_required(path), dtype=dict.fromkeys(text, str))
+    """A CSV of the evaluate stage with the named columns read as text (store ids look like numbers)."""
+    return artifacts.read(path, "evaluate", lambda p: pd.read_csv(p, dtype=dict.fromkeys(text, str)))
 
 
-def _curves(path: Path) -> dict[str, pd.DataFrame]:
-    """Fit name -> (epoch, train, val) from a curves.csv with <fit>_train / <fit>_val columns."""
-    if not path.exists():
-        return {}
+def _parquet(path: Path, stage: str) -> pd.DataFrame:
+    """A required Parquet table of an earlier stage."""
+    return artifacts.read(path, stage, pd.read_parquet)
+
+
+def _curves(path: Path, stage: str) -> dict[str, pd.DataFrame]:
+    """Fit name -> (epoch, train, val) from a curves.csv (<fit>_train, <fit>_val columns); {} if absent."""
+    return artifacts.read(path, stage, _read_curves) if path.exists() else {}
+
+
+def _read_curves(path: Path) -> dict[str, pd.DataFrame]:
+    """Parse one curves.csv."""
     frame = pd.read_csv(path)
     names = [c.removesuffix("_train") for c in frame.columns if c.endswith("_train")]
     return {
@@ -105,18 +118,18 @@ def _curves(path: Path) -> dict[str, pd.DataFrame]:
 def load_inputs() -> Inputs:
     """Read the outputs of prepare, train, train_thesis and evaluate from the working directory."""
     evaluation = REPORTS / "evaluate"
-    fits = [REPORTS / "train", REPORTS / "train_thesis"]
+    fits = {REPORTS / "train": "train", REPORTS / "train_thesis": "train_thesis"}
     return Inputs(
-        panel=pd.read_parquet(_required(PREPARED / "panel.parquet")),
-        forecasts=pd.read_parquet(_required(ARTIFACTS / "evaluation" / "forecasts.parquet")),
-        metrics=json.loads(_required(REPORTS / "metrics.json").read_text()),
+        panel=_parquet(PREPARED / "panel.parquet", "prepare"),
+        forecasts=_parquet(ARTIFACTS / "evaluation" / "forecasts.parquet", "evaluate"),
+        metrics=_json(REPORTS / "metrics.json", "evaluate"),
         levels=_csv(evaluation / "levels.csv"),
         series=_csv(evaluation / "series.csv", ("store", "category")),
         horizon=_csv(evaluation / "horizon.csv"),
         gap=_csv(evaluation / "gap.csv", ("name",)),
-        prepare=json.loads(_required(REPORTS / "prepare.json").read_text()),
-        training={k: v for d in fits for k, v in _json(d / "metrics.json").items()},
-        curves={k: v for d in fits for k, v in _curves(d / "curves.csv").items()},
+        prepare=_json(REPORTS / "prepare.json", "prepare"),
+        training={k: v for d, st in fits.items() for k, v in _optional_json(d / "metrics.json", st).items()},
+        curves={k: v for d, st in fits.items() for k, v in _curves(d / "curves.csv", st).items()},
     )
 
 

@@ -7,10 +7,17 @@ import numpy as np
 import pandas as pd
 from flax import serialization
 
-from salesjax import baselines, checkpoint, distributed, evaluate, features, train
-from salesjax.config import Config, DataConfig
+from salesjax import artifacts, baselines, checkpoint, distributed, evaluate, features, train
+from salesjax.config import Config, DataConfig, experiment_path
 from salesjax.data.panel import Panel, build_panel, monthly_revenue
-from salesjax.data.schema import Validated, read_table, validate_panel, validate_transactions, write_table
+from salesjax.data.schema import (
+    Validated,
+    read_table,
+    same_file,
+    validate_panel,
+    validate_transactions,
+    write_table,
+)
 from salesjax.errors import SalesjaxError
 
 ARTIFACTS = Path("artifacts")
@@ -19,6 +26,7 @@ MODELS = ARTIFACTS / "models"
 REPORTS = Path("reports")
 BASELINES = ARTIFACTS / "baselines" / "forecasts.msgpack"
 TIMING = ARTIFACTS / "timing"  # wall times: git-ignored and not in dvc.yaml, so reruns leave dvc.lock alone
+PREPARE_REPORT = REPORTS / "prepare.json"
 QUANTILES = (0.1, 0.5, 0.9)  # of the baselines: the median and the 80% interval
 HEADLINE_METRICS = ("mae", "rmse", "mase", "wape", "smape", "bias", "pinball", "coverage_80")
 
@@ -60,6 +68,19 @@ def _row_counts(name: str, validated: Validated, limit: float) -> dict:
     } | {f"quarantined_{reason}": n for reason, n in validated.counts.items()}
 
 
+def _refuse_overwriting_inputs(inputs: dict[str, Path]) -> None:
+    """Fail when a raw input is a file that prepare writes."""
+    written = [
+        *(PREPARED / f"{name}.parquet" for name in ("panel", "calendar", "quarantine")),
+        PREPARE_REPORT,
+    ]
+    for world, path in inputs.items():
+        if hit := next((out for out in written if same_file(path, out)), None):
+            raise SalesjaxError(
+                f"data path {path} ({world}) is {hit}, which prepare writes; keep raw inputs in data/"
+            )
+
+
 def prepare(cfg: Config) -> None:
     """Validate the raw input, aggregate it to the monthly panel, and compute the calendar features."""
     data = cfg.data
@@ -68,6 +89,7 @@ def prepare(cfg: Config) -> None:
     inputs = {"observed": Path(data.path)}
     if data.counterfactual_path is not None:
         inputs["counterfactual"] = Path(data.counterfactual_path)
+    _refuse_overwriting_inputs(inputs)
     validated = {world: _validated(data, path) for world, path in inputs.items()}
     counts = {world: _row_counts(world, v, data.max_rejected_fraction) for world, v in validated.items()}
     quarantine = pd.concat([v.quarantined.assign(world=w) for w, v in validated.items()], ignore_index=True)
@@ -87,15 +109,48 @@ def prepare(cfg: Config) -> None:
         PREPARED / "calendar.parquet", index=False
     )
     write_table(quarantine.astype(str), PREPARED / "quarantine.parquet")
-    write_json(counts | {"panel": series}, REPORTS / "prepare.json")
+    write_json(counts | {"panel": series}, PREPARE_REPORT)
     print(f"prepare: {series['series']} series x {panel['month'].nunique()} months; rows {counts}")
 
 
 def load_prepared(cfg: Config) -> tuple[Panel, np.ndarray]:
-    """The prepared panel and the calendar f32[context + months + horizon, Fc] aligned with it."""
-    panel = Panel.from_frame(pd.read_parquet(PREPARED / "panel.parquet"))
-    calendar = pd.read_parquet(PREPARED / "calendar.parquet").drop(columns="month").to_numpy(np.float32)
+    """The prepared panel and the calendar f32[context + months + horizon, Fc] aligned with it.
+
+    Missing, damaged or prepared for other split months or another context/horizon: one line saying
+    to rerun prepare.
+    """
+    panel = artifacts.read(PREPARED / "panel.parquet", "prepare", _read_panel)
+    calendar = artifacts.read(PREPARED / "calendar.parquet", "prepare", _read_calendar)
+    train_start, _, _, test_end = cfg.split.months()
+    if panel.months[0] != train_start or panel.months[-1] != test_end:
+        raise SalesjaxError(
+            f"{PREPARED / 'panel.parquet'}: prepared for {panel.months[0]}..{panel.months[-1]}, not the "
+            f"split's {train_start}..{test_end}; run `dvc repro prepare`"
+        )
+    if cfg.data.target not in panel.worlds:
+        raise SalesjaxError(
+            f"{PREPARED / 'panel.parquet'}: has no '{cfg.data.target}' world (data.target); "
+            "run `dvc repro prepare`"
+        )
+    if len(calendar) != cfg.model.context + len(panel.months) + cfg.model.horizon:
+        raise SalesjaxError(
+            f"{PREPARED / 'calendar.parquet'}: prepared for another model.context or model.horizon; "
+            "run `dvc repro prepare`"
+        )
     return panel, calendar
+
+
+def _read_panel(path: Path) -> Panel:
+    """The dense panel of a prepared panel.parquet."""
+    frame = pd.read_parquet(path)
+    if frame.empty:
+        raise ValueError("no rows")
+    return Panel.from_frame(frame)
+
+
+def _read_calendar(path: Path) -> np.ndarray:
+    """The calendar features f32[months, Fc] of a prepared calendar.parquet."""
+    return pd.read_parquet(path).drop(columns="month").to_numpy(np.float32)
 
 
 def training_history(cfg: Config, panel: Panel) -> tuple[np.ndarray, np.ndarray]:
@@ -163,16 +218,33 @@ def _test_window(cfg: Config) -> slice:
     return slice(first, first + (test_end - test_start).n + 1)
 
 
+def evaluated_models() -> dict[str, str]:
+    """Model directory -> the DVC stage that trains it, for every LSTM the evaluate stage scores.
+
+    The default run's lstm and lstm_ensemble always; the thesis replication when experiments/thesis.yaml
+    defines it (as in the repository, whose dvc.yaml trains it in `train_thesis`).
+    """
+    thesis = {"thesis": "train_thesis"} if experiment_path("thesis").exists() else {}
+    return {"lstm": "train", "lstm_ensemble": "train"} | thesis
+
+
 def _model_forecasts(cfg: Config, panel: Panel, calendar: np.ndarray, history, available) -> dict:
-    """Forecasts of every trained LSTM directory (the seed ensemble averages its members' quantiles)."""
+    """Forecasts of every expected LSTM (the seed ensemble averages its members' quantiles).
+
+    A model that is expected but missing or damaged is an error, never silently left out.
+    """
     out = {}
-    for name in ("lstm", "lstm_ensemble", "thesis"):
-        if (MODELS / name / "model.json").exists():
-            graphdef, params, scaler, model_cfg = checkpoint.load_forecaster(MODELS / name)
-            members = train.forecast(
-                graphdef, params, scaler, history, available, calendar, panel.store, panel.category, model_cfg
+    for name, stage in evaluated_models().items():
+        graphdef, params, scaler, model_cfg = checkpoint.load_forecaster(MODELS / name, stage)
+        if len(scaler.scale) != len(panel.store):
+            raise SalesjaxError(
+                f"{MODELS / name}: trained on {len(scaler.scale)} series, the prepared panel has "
+                f"{len(panel.store)}; run `dvc repro {stage}`"
             )
-            out[name] = evaluate.Forecast(members.mean(axis=0)[:, _test_window(cfg)], model_cfg.quantiles)
+        members = train.forecast(
+            graphdef, params, scaler, history, available, calendar, panel.store, panel.category, model_cfg
+        )
+        out[name] = evaluate.Forecast(members.mean(axis=0)[:, _test_window(cfg)], model_cfg.quantiles)
     return out
 
 
@@ -186,10 +258,22 @@ def run_baselines(cfg: Config) -> None:
     BASELINES.write_bytes(serialization.msgpack_serialize({k: v[:, window] for k, v in fcs.items()}))
 
 
-def _baseline_forecasts() -> dict:
-    """The saved baseline forecasts."""
-    fcs = serialization.msgpack_restore(BASELINES.read_bytes())
-    return {name: evaluate.Forecast(fcs[name], QUANTILES) for name in baselines.BASELINES}
+def _baseline_forecasts(cfg: Config, panel: Panel) -> dict:
+    """The saved baseline forecasts f64[S,test months,Q]; missing, damaged or mis-shaped is one line."""
+    window = _test_window(cfg)
+    shape = (len(panel.store), window.stop - window.start, len(QUANTILES))
+    return artifacts.read(BASELINES, "baselines", lambda path: _read_baselines(path, shape))
+
+
+def _read_baselines(path: Path, shape: tuple[int, int, int]) -> dict:
+    """Each baseline's forecast from the saved msgpack, checked to be f64[S,test months,Q]."""
+    fcs = serialization.msgpack_restore(path.read_bytes())
+    out = {
+        name: evaluate.Forecast(np.asarray(fcs[name], np.float64), QUANTILES) for name in baselines.BASELINES
+    }
+    if any(fc.values.shape != shape for fc in out.values()):
+        raise ValueError(f"forecasts are not of shape {shape} (series, test months, quantiles)")
+    return out
 
 
 def _truths(cfg: Config, panel: Panel, history, available) -> dict[str, evaluate.Truth]:
@@ -224,7 +308,8 @@ def run_evaluate(cfg: Config) -> None:
     """Score the LSTMs and the baselines on the test months of every world, at every level."""
     panel, calendar = load_prepared(cfg)
     history, available = training_history(cfg, panel)
-    forecasts = _model_forecasts(cfg, panel, calendar, history, available) | _baseline_forecasts()
+    fitted = _baseline_forecasts(cfg, panel)  # read first: a damaged file fails before any forecast is made
+    forecasts = _model_forecasts(cfg, panel, calendar, history, available) | fitted
     truths = _truths(cfg, panel, history, available)
     season = cfg.evaluate.season_length
     levels = {

@@ -177,7 +177,7 @@ def test_only_the_origin_with_the_evaluations_months_reuses_its_fit(train_end, l
 
 def test_backtest_without_saved_baselines_fails_with_one_line(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(SalesjaxError, match="backtest-baselines") as info:
+    with pytest.raises(SalesjaxError, match="missing; run `dvc repro backtest_baselines`") as info:
         backtest.saved_baselines(backtest.Origin("2019-07", 18, 21))
     assert "\n" not in str(info.value)
 

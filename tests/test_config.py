@@ -44,6 +44,23 @@ def test_merge_is_deep():
         (lambda p: p["split"].update(test_start="2019-06"), "train_end < test_start"),
         (lambda p: p["split"].update(test_end="2021-06"), "exceed model.horizon"),
         (lambda p: p["split"].update(train_end="2019-13"), "YYYY-MM"),
+        (lambda p: p["train"].update(ensemble_size=0), "'train.ensemble_size' must be at least 1, got 0"),
+        (lambda p: p["train"].update(batch_size=-4), "'train.batch_size' must be at least 1"),
+        (lambda p: p["train"].update(learning_rate=0.0), "'train.learning_rate' must be above 0"),
+        (lambda p: p["model"].update(dropout=1.0), "'model.dropout' must be below 1"),
+        (
+            lambda p: p["sweep"].update(learning_rates=[1.0e-3, -1.0]),
+            "'sweep.learning_rates' must be above 0",
+        ),
+        (
+            lambda p: p["data"].update(max_rejected_fraction=1.5),
+            "'data.max_rejected_fraction' must be at most 1",
+        ),
+        (
+            lambda p: p["data"].update(date_format="%Q"),
+            "'data.date_format' '%Q' is not a strptime date format",
+        ),
+        (lambda p: p["data"].update(min_year=2100, max_year=2000), "min_year must not exceed data.max_year"),
     ],
 )
 def test_bad_params_fail_with_one_line(change, message):
@@ -58,6 +75,12 @@ def test_ints_are_accepted_where_floats_are_expected():
     params = tiny_params()
     params["train"]["weight_decay"] = 0
     assert parse_config(params).train.weight_decay == 0.0
+
+
+def test_a_missing_params_file_says_to_run_from_the_repository_root(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SalesjaxError, match="run salesjax from the repository root .* or pass --params"):
+        load_config()
 
 
 def test_unreadable_and_invalid_files(tmp_path):

@@ -32,7 +32,7 @@ def test_monthly_revenue_sums_transactions_per_month():
 
 
 def test_transactions_give_explicit_zeros_after_the_first_sale():
-    monthly = rows(("2019-02", "A", "x", 5.0), ("2019-04", "A", "x", 7.0))
+    monthly = rows(("2019-02", "A", "x", 5.0), ("2019-04", "A", "x", 7.0), ("2019-06", "B", "y", 1.0))
     panel, _ = build_panel(monthly, None, SPLIT, explicit_zeros=True, context=2)
     assert panel["available"].tolist() == [False, True, True, True, True, True]
     assert panel["observed"].tolist() == [0.0, 5.0, 0.0, 7.0, 0.0, 0.0]
@@ -52,7 +52,7 @@ def test_pairs_only_in_the_test_months_are_counted_not_modelled():
 
 
 def test_all_zero_training_series_are_flagged():
-    monthly = rows(("2019-01", "A", "x", 0.0), ("2019-01", "A", "y", 3.0))
+    monthly = rows(("2019-01", "A", "x", 0.0), ("2019-01", "A", "y", 3.0), ("2019-06", "A", "y", 3.0))
     _, counts = build_panel(monthly, None, SPLIT, explicit_zeros=False, context=2)
     assert counts["series_all_zero_in_training"] == 1
 
@@ -75,8 +75,30 @@ def test_no_training_rows_is_a_clear_error():
         build_panel(rows(("2019-05", "A", "x", 1.0)), None, SPLIT, explicit_zeros=True, context=2)
 
 
+@pytest.mark.parametrize("explicit_zeros", [True, False])
+def test_months_after_the_data_are_unobserved_not_zero(explicit_zeros, capsys):
+    monthly = rows(*[(m, "A", "x", 10.0) for m in ("2019-01", "2019-02", "2019-03", "2019-04", "2019-05")])
+    panel, _ = build_panel(monthly, None, SPLIT, explicit_zeros=explicit_zeros, context=2)
+    assert panel["available"].tolist() == [True] * 5 + [False]
+    assert "data ends in 2019-05: test months 2019-06..2019-06 are unobserved" in capsys.readouterr().out
+
+
+def test_a_test_period_after_the_data_is_an_error_naming_its_last_month():
+    monthly = rows(("2019-01", "A", "x", 1.0), ("2019-04", "A", "x", 2.0))
+    with pytest.raises(
+        SalesjaxError, match=r"the data ends in 2019-04, before split.test_start 2019-05"
+    ) as info:
+        build_panel(monthly, None, SPLIT, explicit_zeros=True, context=2)
+    assert "\n" not in str(info.value)
+
+
 def test_dense_view_round_trips_the_long_table():
-    monthly = rows(("2019-01", "B", "y", 1.0), ("2019-02", "A", "x", 2.0), ("2019-03", "A", "y", 4.0))
+    monthly = rows(
+        ("2019-01", "B", "y", 1.0),
+        ("2019-02", "A", "x", 2.0),
+        ("2019-03", "A", "y", 4.0),
+        ("2019-06", "C", "z", 1.0),
+    )
     panel, _ = build_panel(monthly, None, SPLIT, explicit_zeros=True, context=2)
     dense = Panel.from_frame(panel)
     assert dense.worlds["observed"].shape == (3, 6)

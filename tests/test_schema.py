@@ -83,6 +83,8 @@ def with_row(df: pd.DataFrame, row: int, **values: str) -> pd.DataFrame:
         ({"Revenue": "abc"}, "revenue_mismatch"),
         ({"Revenue": ""}, "revenue_mismatch"),
         ({"TransactionID": "T0"}, "duplicate_transaction"),
+        ({"TransactionID": ""}, "missing_transaction_id"),
+        ({"TransactionID": "  ", "SalesDate": "bad"}, "missing_transaction_id"),
     ],
 )
 def test_each_bad_row_kind_is_quarantined_with_its_reason(values, reason):
@@ -219,7 +221,9 @@ def _write(path, content):
         (lambda d: _write(d / "t.txt", "a,b\n1,2\n"), "not CSV or Parquet"),
         (lambda d: _write(d / "t.parquet", b"PAR1 this is not parquet"), "not valid Parquet"),
         (lambda d: _write(d / "t.csv", "a,b\n1,2\n1,2,3,4\n"), "not valid CSV"),
-        (lambda d: _write(d / "t.csv", b"a,b\n\xff\xfe\xfa,1\n"), "not valid CSV"),
+        (lambda d: _write(d / "t.csv", b"a,b\n\xff\xfe\xfa,1\n"), "not valid CSV (not UTF-8 text"),
+        (lambda d: _write(d / "t.csv", "a;b\n1,5;2\n"), "not valid CSV (';' found where ',' was expected)"),
+        (lambda d: _write(d / "t.csv", "a\tb\n1\t2\n"), "not valid CSV (a tab found where ',' was expected)"),
         (lambda d: _write(d / "t.csv", ",".join(TRANSACTION_COLUMNS) + "\n"), "no data rows"),
         (lambda d: _write(d / "t.csv", ""), "no data rows"),
     ],
@@ -237,6 +241,30 @@ def test_empty_parquet_has_no_data_rows(tmp_path):
     transactions(0).to_parquet(tmp_path / "t.pq", index=False)
     with pytest.raises(SalesjaxError, match="no data rows"):
         read_table(tmp_path / "t.pq")
+
+
+def test_empty_transaction_ids_are_quarantined_not_kept_as_distinct():
+    df = with_row(
+        with_row(with_row(transactions(5), 1, TransactionID=""), 2, TransactionID=""), 3, TransactionID=" "
+    )
+    result = validate(df)
+    assert result.kept["TransactionID"].tolist() == ["T0", "T4"]
+    assert rejected(result) == [
+        (1, "missing_transaction_id"),
+        (2, "missing_transaction_id"),
+        (3, "missing_transaction_id"),
+    ]
+    assert len(result.kept) + len(result.quarantined) == len(df)
+
+
+def test_a_column_differing_only_by_case_or_spaces_is_named():
+    df = transactions().rename(columns={"Revenue": " revenue"})
+    with pytest.raises(SalesjaxError) as err:
+        validate(df)
+    assert str(err.value) == (
+        "missing required column 'Revenue' "
+        "(found ' revenue': names must match exactly, including case and spaces)"
+    )
 
 
 def test_missing_column_and_zero_rows_raise():

@@ -47,20 +47,25 @@ def build_panel(
     forecast: they are counted and named in a printed message, not silently dropped. Short, late and
     gappy histories are kept (the model pads and masks them) and counted, as are the series with
     fewer available training months than `context` (the model's window).
+
+    A month after the data's last month is unobserved (masked), never a zero; a test period with no
+    month inside the data is an error (forecasting beyond the data is the forecast stage's job).
     """
-    train_start, train_end, _, test_end = split.months()
+    train_start, train_end, test_start, test_end = split.months()
+    last = monthly["month"].max()
     monthly = monthly[(monthly["month"] >= train_start) & (monthly["month"] <= test_end)]
     in_train = monthly["month"] <= train_end
     series = monthly.loc[in_train, KEYS].drop_duplicates().sort_values(KEYS, ignore_index=True)
     if series.empty:
         raise SalesjaxError(f"no rows fall in the training months {train_start}..{train_end}")
+    _check_test_months(last, test_start, test_end)
     test_only = monthly.loc[~in_train, KEYS].drop_duplicates().merge(series, how="left", indicator=True)
     test_only = test_only.loc[test_only["_merge"] == "left_only", KEYS].sort_values(KEYS, ignore_index=True)
     panel = _grid(series, pd.period_range(train_start, test_end, freq="M"))
     panel = panel.merge(monthly.rename(columns={"revenue": "observed"}), how="left", on=["month", *KEYS])
     first = panel.dropna(subset="observed").groupby(KEYS)["month"].min().rename("first")
     panel = panel.merge(first, on=KEYS)
-    panel["available"] = panel["month"] >= panel["first"]
+    panel["available"] = (panel["month"] >= panel["first"]) & (panel["month"] <= last)
     if not explicit_zeros:
         panel["available"] &= panel["observed"].notna()
     panel["observed"] = panel["observed"].fillna(0.0).where(panel["available"], 0.0)
@@ -84,6 +89,17 @@ def build_panel(
     _print_flags(test_only, series, [f"{s} / {c}" for s, c in all_zero[all_zero].index])
     panel["month"] = panel["month"].astype(str)
     return panel, counts
+
+
+def _check_test_months(last: pd.Period, test_start: pd.Period, test_end: pd.Period) -> None:
+    """Fail when the test period starts after the data's last month; say which test months are masked."""
+    if last < test_start:
+        raise SalesjaxError(
+            f"the data ends in {last}, before split.test_start {test_start}: no test month is observed; "
+            f"choose test months up to {last} (forecasting beyond the data is the forecast stage's job)"
+        )
+    if last < test_end:
+        print(f"prepare: the data ends in {last}: test months {last + 1}..{test_end} are unobserved (masked)")
 
 
 def _history_counts(panel: pd.DataFrame, n_series: int, n_train: int, context: int) -> dict[str, int]:

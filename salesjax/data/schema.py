@@ -8,6 +8,7 @@ len(df), and kept rows stay in input order.
 
 import dataclasses
 import datetime
+import os
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,7 @@ TRANSACTION_COLUMNS = (
     "Revenue",
 )
 TRANSACTION_REASONS = (
+    "missing_transaction_id",
     "missing_date",
     "bad_date",
     "date_out_of_range",
@@ -48,6 +50,8 @@ PARQUET_SUFFIXES = (".parquet", ".pq")
 REVENUE_TOLERANCE = 0.01  # revenue is quoted to the cent
 # Kept dates are datetime64[ns]; its range is 1677-09-21..2262-04-11, so whole years 1678..2261.
 _NS_YEARS = (1678, 2261)
+# Delimiters a spreadsheet export may use instead of ',' (a header with one of them and no ',').
+_DELIMITERS = {";": "';'", "\t": "a tab", "|": "'|'"}
 # Anything a reader library raises while parsing is the file's fault, not ours.
 _PARSE_ERRORS = (ValueError, TypeError, NotImplementedError, pa.ArrowException)
 
@@ -87,7 +91,24 @@ def read_table(path: Path) -> pd.DataFrame:
 
 def _read_csv(path: Path) -> pd.DataFrame:
     """All columns as text with no NA guessing, so validation decides what is valid."""
-    return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    with path.open(encoding="utf-8-sig", errors="replace") as file:
+        header = file.readline()
+    if "," not in header and (found := [name for sep, name in _DELIMITERS.items() if sep in header]):
+        raise SalesjaxError(f"input file is not valid CSV ({found[0]} found where ',' was expected): {path}")
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise SalesjaxError(
+            f"input file is not valid CSV (not UTF-8 text; save it as UTF-8): {path}"
+        ) from None
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """True when two paths name the same file (through links, `..` or another spelling)."""
+    a, b = Path(a), Path(b)
+    if a.exists() and b.exists():
+        return os.path.samefile(a, b)
+    return a.resolve() == b.resolve()
 
 
 def write_table(frame: pd.DataFrame, path: Path) -> None:
@@ -111,7 +132,8 @@ def validate_transactions(df: pd.DataFrame, *, date_format: str, min_year: int, 
 
     `date_format` is a strptime format applied exactly: never inferred, never day-first guessing.
     Years outside [min_year, max_year], or outside 1678..2261 (datetime64[ns]), are out of range.
-    Duplicates are judged by TransactionID among otherwise valid rows; empty IDs never repeat.
+    A row with an empty TransactionID is quarantined (`missing_transaction_id`), so duplicates are judged
+    by non-empty TransactionIDs among otherwise valid rows.
     """
     df = _checked(df, TRANSACTION_COLUMNS)
     typed = {
@@ -121,16 +143,16 @@ def validate_transactions(df: pd.DataFrame, *, date_format: str, min_year: int, 
         **{c: _numbers(df[c]) for c in _NUMERIC},
     }
     years = (max(min_year, _NS_YEARS[0]), min(max_year, _NS_YEARS[1]))
-    reason = _first_reason(TRANSACTION_REASONS[:-1], _transaction_faults(df, typed, years))
     ids = _text(df["TransactionID"])
-    reason[_repeated(ids.to_frame(), reason) & (ids != "").to_numpy()] = TRANSACTION_REASONS[-1]
+    reason = _first_reason(TRANSACTION_REASONS[:-1], [ids == "", *_transaction_faults(df, typed, years)])
+    reason[_repeated(ids.to_frame(), reason)] = TRANSACTION_REASONS[-1]
     return _split(df, reason, typed, TRANSACTION_REASONS, _transaction_dtypes())
 
 
 def _transaction_faults(
     df: pd.DataFrame, typed: dict[str, pd.Series], years: tuple[int, int]
 ) -> list[pd.Series]:
-    """One boolean mask per row-level reason but the duplicate, in `TRANSACTION_REASONS` order."""
+    """One boolean mask per row-level reason from missing_date to revenue_mismatch, in their order."""
     dates, quantity, price, revenue = (typed[c] for c in ("SalesDate", *_NUMERIC))
     expected = quantity * price
     tolerance = REVENUE_TOLERANCE + 1e-9 + 1e-12 * expected.abs()  # room for float error only
@@ -190,10 +212,18 @@ def _checked(df: pd.DataFrame, required: tuple[str, ...]) -> pd.DataFrame:
     """The frame with a fresh 0..n-1 index, after checking required columns and at least one row."""
     if missing := [c for c in required if c not in df.columns]:
         noun = "column" if len(missing) == 1 else "columns"
-        raise SalesjaxError(f"missing required {noun} " + ", ".join(f"'{c}'" for c in missing))
+        raise SalesjaxError(f"missing required {noun} " + ", ".join(_named(c, df.columns) for c in missing))
     if df.empty:
         raise SalesjaxError("the input has no rows")
     return df.reset_index(drop=True)
+
+
+def _named(column: str, found: pd.Index) -> str:
+    """'column', with the input's name that differs from it only by case or surrounding spaces, if any."""
+    near = [str(f) for f in found if str(f).strip().casefold() == column.casefold()]
+    if not near:
+        return f"'{column}'"
+    return f"'{column}' (found {near[0]!r}: names must match exactly, including case and spaces)"
 
 
 def _first_reason(names: tuple[str, ...], conditions: list[pd.Series]) -> np.ndarray:
