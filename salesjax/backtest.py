@@ -42,9 +42,16 @@ from salesjax.config import Config, SplitConfig, TrainConfig
 from salesjax.data.panel import Panel
 from salesjax.errors import SalesjaxError
 from salesjax.plots import colour, save  # importing plots selects the Agg backend
-from salesjax.stages import ARTIFACTS, BASELINES, QUANTILES, REPORTS, load_prepared, write_json
+from salesjax.stages import (
+    ARTIFACTS,
+    BASELINES,
+    QUANTILES,
+    REPORTS,
+    headline_metrics,
+    load_prepared,
+    write_json,
+)
 
-METRICS = ("mae", "rmse", "mase", "wape", "smape", "bias")
 OUT = REPORTS / "backtest"
 BASELINE_FORECASTS = ARTIFACTS / "backtest" / "baselines.msgpack"
 
@@ -172,8 +179,9 @@ def lstm_forecasts(
         fits[key] = fits.get(key) or train.train_forecaster(
             *data, num_ids, cfg.model, train_cfg, member_seeds
         )
-        members = train.forecast(graphdef, fits[key].params, fits[key].scaler, *data, cfg.model)
-        out[name] = evaluate.Forecast(members.mean(axis=0)[:, :n_test], cfg.model.quantiles)
+        prediction = train.forecast(graphdef, fits[key].params, fits[key].scaler, *data, cfg.model)
+        months = slice(0, n_test)
+        out[name] = evaluate.ensemble_forecast(prediction, months, cfg.model.quantiles, fits[key].calibration)
     return out
 
 
@@ -207,20 +215,22 @@ def score(cfg: Config, panel: Panel, origin: Origin, forecasts: dict) -> pd.Data
     ]
 
 
-def _rounded(values: dict) -> dict:
-    """METRICS of one row as floats with 6 significant digits (stable JSON bytes)."""
-    return {k: float(f"{values[k]:.6g}") for k in METRICS if pd.notna(values[k])}
+def world_rows(table: pd.DataFrame, world: str) -> pd.DataFrame:
+    """Rows scored against `world`, plus the observed rows where it was not scored (equal to observed)."""
+    scored = table[table["target"] == world]
+    rest = table[(table["target"] == "observed") & ~table["origin"].isin(scored["origin"])]
+    return pd.concat([scored, rest.assign(target=world)], ignore_index=True)
 
 
 def summary(table: pd.DataFrame) -> dict:
-    """{"origins": {origin: {model: metrics}}, "mean": {model: metrics}}: store x category, observed."""
-    rows = table[(table["target"] == "observed") & (table["level"] == "store_category")]
-    per_origin = {
-        origin: {r["model"]: _rounded(r) for r in group.to_dict("records")}
-        for origin, group in rows.groupby("origin", sort=False)
-    }
-    mean = rows.groupby("model", sort=False)[list(METRICS)].mean()
-    return {"origins": per_origin, "mean": {m: _rounded(r) for m, r in mean.to_dict("index").items()}}
+    """{world: {"mean": {model: headline metrics}}}: `stages.headline_metrics` of the mean over origins."""
+    out = {}
+    for world in table["target"].unique():
+        rows = world_rows(table, world)
+        numeric = rows.columns.drop(["origin", "target", "level", "model"])
+        mean = rows.groupby(["level", "model"], sort=False)[list(numeric)].mean().reset_index()
+        out[world] = {"mean": headline_metrics(mean)}
+    return out
 
 
 def error_by_origin(table: pd.DataFrame, path: Path) -> Figure:
@@ -256,5 +266,6 @@ def run_backtest(cfg: Config) -> None:
     results = summary(table)
     write_json(results, REPORTS / "backtest.json")
     error_by_origin(table, OUT / "error_by_origin.png")
-    for origin, models in results["origins"].items():
-        print(f"backtest {origin}: " + ", ".join(f"{m} MASE {v['mase']:.3f}" for m, v in models.items()))
+    for world, result in results.items():
+        means = result["mean"].items()
+        print(f"backtest mean ({world}): " + ", ".join(f"{m} MASE {v['mase']:.3f}" for m, v in means))

@@ -7,7 +7,7 @@ graph, so evaluation needs nothing but the directory.
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
@@ -65,6 +65,7 @@ def save_forecaster(
     """Write a trained forecaster's parameters, scaler and config to directory `out`."""
     save_params(trained.params, out / "params.msgpack")
     save_scaler(trained.scaler, out / "scaler.json")
+    (out / "calibration.json").write_text(json.dumps(trained.calibration, indent=2) + "\n")
     spec = {"model": dataclasses.asdict(model_cfg), "seeds": seeds, "num_ids": list(num_ids)}
     (out / "model.json").write_text(json.dumps(spec, indent=2) + "\n")
 
@@ -79,12 +80,29 @@ def _load_spec(path: Path) -> tuple[ModelConfig, list[int], tuple[int, int]]:
     return model_cfg, seeds, num_ids
 
 
-def load_forecaster(out: Path, stage: str = "train") -> tuple[Any, Any, Scaler, ModelConfig]:
-    """(graphdef, params stacked over members, scaler, model config) from a `save_forecaster` directory.
+class Saved(NamedTuple):
+    """A forecaster read back from its directory."""
+
+    graphdef: Any
+    params: Any  # stacked over members
+    scaler: Scaler
+    model_cfg: ModelConfig
+    calibration: dict[str, list[float]]  # upper level -> interval offsets
+
+
+def _load_calibration(path: Path) -> dict[str, list[float]]:
+    """The upper-level interval offsets of a `calibration.json`."""
+    return {level: [float(v) for v in offsets] for level, offsets in json.loads(path.read_text()).items()}
+
+
+def load_forecaster(out: Path, stage: str = "train") -> Saved:
+    """A forecaster from its `save_forecaster` directory.
 
     A missing or damaged file is one `SalesjaxError` line naming it and `dvc repro <stage>`.
     """
     model_cfg, seeds, num_ids = artifacts.read(out / "model.json", stage, _load_spec)
     graphdef, template = init_members(model_cfg, (num_features(), *num_ids), seeds)
     params = artifacts.read(out / "params.msgpack", stage, lambda path: load_params(template, path))
-    return graphdef, params, artifacts.read(out / "scaler.json", stage, load_scaler), model_cfg
+    scaler = artifacts.read(out / "scaler.json", stage, load_scaler)
+    calibration = artifacts.read(out / "calibration.json", stage, _load_calibration)
+    return Saved(graphdef, params, scaler, model_cfg, calibration)

@@ -9,7 +9,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from salesjax import metrics
+from salesjax import calibration, metrics
 
 GAP_COLUMNS = (
     "level",
@@ -25,14 +25,26 @@ GAP_COLUMNS = (
 
 
 class Forecast(NamedTuple):
-    """One model's test-period forecast."""
+    """One model's test-period forecast.
+
+    Upper levels sum the series' forecasts. With `offsets` (the LSTMs), each upper level's quantiles are
+    its summed point forecast plus calibrated offsets in units of its summed `unit` (see
+    `salesjax.calibration`); without (the baselines), they are the sums of the series' quantiles.
+    """
 
     values: np.ndarray  # f64[S,H,Q] revenue quantiles
     quantiles: tuple[float, ...]
+    unit: np.ndarray | None = None  # f64[S] revenue unit of each series' intervals
+    offsets: dict[str, list[float]] | None = None  # upper level -> f64[Q] offsets in units
 
     def median(self) -> np.ndarray:
         """f64[S,H] point forecast."""
         return self.values[..., self.quantiles.index(0.5)]
+
+
+def ensemble_forecast(prediction, months: slice, quantiles: tuple[float, ...], offsets: dict) -> Forecast:
+    """The members' mean quantiles over `months` of a `train.Prediction`, with its interval calibration."""
+    return Forecast(prediction.values.mean(axis=0)[:, months], tuple(quantiles), prediction.unit, offsets)
 
 
 class Truth(NamedTuple):
@@ -55,6 +67,10 @@ def score_levels(
         scale, rules = metrics.mase_scale(history, history_mask, season_length)
         for model, fc in forecasts.items():
             actual, pred, mask = metrics.aggregate_masked(truth.actual, fc.values, truth.mask, groups, n)
+            if fc.offsets and level in fc.offsets:
+                unit = metrics.aggregate(np.where(truth.mask, fc.unit[:, None], 0.0), groups, n)
+                point = pred[..., fc.quantiles.index(0.5)]
+                pred = calibration.level_quantiles(point, unit, fc.offsets[level])
             summary = metrics.summarize(actual, pred, fc.quantiles, mask, scale)
             rows.append(
                 {"level": level, "model": model} | summary | {"mase_naive1_series": rules.count("naive")}

@@ -56,6 +56,11 @@ def bias(actual: np.ndarray, pred: np.ndarray, mask: np.ndarray) -> float:
     return _divide(_error(actual, pred, mask).sum(), mask.sum())
 
 
+def relative_bias(actual: np.ndarray, pred: np.ndarray, mask: np.ndarray) -> float:
+    """Relative bias = sum_C (p - a) / sum_C |a| (a ratio; +0.03 = 3% over-forecast in total)."""
+    return _divide(_error(actual, pred, mask).sum(), np.abs(_masked(actual, mask)).sum())
+
+
 def pinball(
     actual: np.ndarray, quantile_pred: np.ndarray, quantiles: tuple[float, ...], mask: np.ndarray
 ) -> float:
@@ -64,6 +69,21 @@ def pinball(
     diff = _masked(actual, mask)[..., None] - np.where(mask[..., None], quantile_pred, 0.0)
     loss = np.maximum(q * diff, (q - 1.0) * diff)
     return _divide(loss.sum(), mask.sum() * q.size)
+
+
+def scaled_crps(
+    actual: np.ndarray, quantile_pred: np.ndarray, quantiles: tuple[float, ...], mask: np.ndarray
+) -> float:
+    """Scaled CRPS = 2 sum_C sum_q pinball_q / (Q sum_C |a|): the CRPS approximated on the forecast's
+    quantiles (GluonTS's mean weighted quantile loss), divided by the actuals' absolute sum (a ratio)."""
+    total = pinball(actual, quantile_pred, quantiles, mask) * mask.sum() * len(quantiles)
+    return _divide(2.0 * total, len(quantiles) * np.abs(_masked(actual, mask)).sum())
+
+
+def quantile_hits(actual: np.ndarray, quantile_pred: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """f64[Q]: the share of masked actuals at or below each quantile forecast (nominal: the quantile)."""
+    below = mask[..., None] & (actual[..., None] <= quantile_pred)
+    return below.sum(axis=(0, 1)) / max(mask.sum(), 1)
 
 
 def coverage(actual: np.ndarray, lower: np.ndarray, upper: np.ndarray, mask: np.ndarray) -> float:
@@ -128,8 +148,9 @@ def summarize(
 ) -> dict[str, float]:
     """All metrics of f[S,H,Q] quantile forecasts; the point forecast is the 0.5 quantile.
 
-    Keys: mae, rmse, mase, wape, smape, bias, mase_series_excluded (int); plus pinball when Q > 1,
-    and coverage_80 (share of actuals inside [q0.1, q0.9]) when both 0.1 and 0.9 are quantiles.
+    Keys: mae, rmse, mase, wape, smape, bias, relative_bias, mase_series_excluded (int); plus pinball
+    and crps_scaled when Q > 1, and coverage_N (share of actuals inside [q, 1 - q], N = 100 (1 - 2q))
+    for every pair of quantiles q < 0.5 and 1 - q that the forecast has.
     """
     median = _quantile_index(quantiles, 0.5)
     if median is None:
@@ -137,14 +158,16 @@ def summarize(
     pred = quantile_pred[..., median]
     mase_value, excluded = mase(actual, pred, mask, scale)
     out = {"mae": mae(actual, pred, mask), "rmse": rmse(actual, pred, mask), "mase": mase_value}
-    out |= {f.__name__: f(actual, pred, mask) for f in (wape, smape, bias)}
+    out |= {f.__name__: f(actual, pred, mask) for f in (wape, smape, bias, relative_bias)}
     out["mase_series_excluded"] = excluded
     if len(quantiles) > 1:
         out["pinball"] = pinball(actual, quantile_pred, quantiles, mask)
-    low, high = _quantile_index(quantiles, 0.1), _quantile_index(quantiles, 0.9)
-    if low is not None and high is not None:
-        lower, upper = quantile_pred[..., low], quantile_pred[..., high]
-        out["coverage_80"] = coverage(actual, lower, upper, mask)
+        out["crps_scaled"] = scaled_crps(actual, quantile_pred, quantiles, mask)
+    for q in sorted(q for q in quantiles if q < 0.5):
+        low, high = _quantile_index(quantiles, q), _quantile_index(quantiles, 1.0 - q)
+        if high is not None:
+            lower, upper = quantile_pred[..., low], quantile_pred[..., high]
+            out[f"coverage_{round(100 * (1 - 2 * q))}"] = coverage(actual, lower, upper, mask)
     return out
 
 

@@ -241,3 +241,23 @@ def error_by_horizon(table: pd.DataFrame, target: str, path: Path) -> Figure:
     ax.legend(fontsize=8, ncol=2)
     fig.tight_layout()
     return save(fig, path)
+
+
+def calibration(levels: pd.DataFrame, model: str, world: str, path: Path) -> Figure:
+    """Empirical against nominal coverage of `model`'s central intervals at each level (levels.csv rows)."""
+    rows = levels[(levels["model"] == model) & (levels["target"] == world)].set_index("level")
+    columns = sorted((c for c in rows.columns if c.startswith("coverage_")), key=lambda c: int(c[9:]))
+    nominal = [int(c[9:]) / 100 for c in columns]
+    fig, ax = plt.subplots(figsize=(5, 4.5))
+    ax.plot([0, 1], [0, 1], color="black", linewidth=0.8, linestyle=":", label="perfect calibration")
+    for level, marker in zip(("store_category", "store", "category", "total"), "osD^", strict=True):
+        if level in rows.index:
+            ax.plot(nominal, rows.loc[level, columns].to_numpy(float), marker=marker, label=level)
+    ax.set_xlim(0, 1), ax.set_ylim(0, 1.02)
+    ax.xaxis.set_major_formatter(PercentFormatter(1.0)), ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.set_xlabel("nominal coverage of the central interval")
+    ax.set_ylabel(f"share of {world} months inside")
+    ax.set_title(f"Interval calibration: {model}")
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    return save(fig, path)

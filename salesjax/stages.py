@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 from flax import serialization
 
-from salesjax import artifacts, baselines, checkpoint, distributed, evaluate, features, train
+from salesjax import artifacts, baselines, checkpoint, distributed, evaluate, features, plots, train
 from salesjax.config import Config, DataConfig, experiment_path
 from salesjax.data.panel import Panel, build_panel, monthly_revenue
 from salesjax.data.schema import (
@@ -28,7 +28,13 @@ BASELINES = ARTIFACTS / "baselines" / "forecasts.msgpack"
 TIMING = ARTIFACTS / "timing"  # wall times: git-ignored and not in dvc.yaml, so reruns leave dvc.lock alone
 PREPARE_REPORT = REPORTS / "prepare.json"
 QUANTILES = (0.1, 0.5, 0.9)  # of the baselines: the median and the 80% interval
-HEADLINE_METRICS = ("mae", "rmse", "mase", "wape", "smape", "bias", "pinball", "coverage_80")
+# metrics.json: a lean view for `dvc metrics diff` / `dvc exp show`; the full tables are the CSV files.
+HEADLINE_METRICS = {
+    "store_category": ("mase", "wape", "relative_bias", "coverage_80", "crps_scaled"),
+    "store": ("mase",),
+    "category": ("mase",),
+    "total": ("mase", "relative_bias", "coverage_80", "crps_scaled"),
+}
 
 
 def write_json(obj: object, path: Path) -> None:
@@ -235,16 +241,16 @@ def _model_forecasts(cfg: Config, panel: Panel, calendar: np.ndarray, history, a
     """
     out = {}
     for name, stage in evaluated_models().items():
-        graphdef, params, scaler, model_cfg = checkpoint.load_forecaster(MODELS / name, stage)
-        if len(scaler.scale) != len(panel.store):
+        saved = checkpoint.load_forecaster(MODELS / name, stage)
+        if len(saved.scaler.scale) != len(panel.store):
             raise SalesjaxError(
-                f"{MODELS / name}: trained on {len(scaler.scale)} series, the prepared panel has "
+                f"{MODELS / name}: trained on {len(saved.scaler.scale)} series, the prepared panel has "
                 f"{len(panel.store)}; run `dvc repro {stage}`"
             )
-        members = train.forecast(
-            graphdef, params, scaler, history, available, calendar, panel.store, panel.category, model_cfg
-        )
-        out[name] = evaluate.Forecast(members.mean(axis=0)[:, _test_window(cfg)], model_cfg.quantiles)
+        data = (history, available, calendar, panel.store, panel.category, saved.model_cfg)
+        prediction = train.forecast(saved.graphdef, saved.params, saved.scaler, *data)
+        quantiles = saved.model_cfg.quantiles
+        out[name] = evaluate.ensemble_forecast(prediction, _test_window(cfg), quantiles, saved.calibration)
     return out
 
 
@@ -304,6 +310,18 @@ def _forecast_table(cfg: Config, panel: Panel, forecasts: dict, truths: dict) ->
     return pd.concat(frames, ignore_index=True)
 
 
+def headline_metrics(levels: pd.DataFrame) -> dict:
+    """{model: {metric: value}} of HEADLINE_METRICS; names carry the level except at the bottom level."""
+    out: dict[str, dict[str, float]] = {}
+    for row in levels.to_dict("records"):
+        level = row["level"]
+        for k in HEADLINE_METRICS[level]:
+            if k in row and pd.notna(row[k]):
+                name = k if level == "store_category" else f"{k}_{level}"
+                out.setdefault(row["model"], {})[name] = float(f"{row[k]:.6g}")
+    return out
+
+
 def run_evaluate(cfg: Config) -> None:
     """Score the LSTMs and the baselines on the test months of every world, at every level."""
     panel, calendar = load_prepared(cfg)
@@ -315,21 +333,14 @@ def run_evaluate(cfg: Config) -> None:
     levels = {
         w: evaluate.score_levels(t, forecasts, panel.store, panel.category, season) for w, t in truths.items()
     }
-    headline = {
-        world: {
-            row["model"]: {
-                k: float(f"{row[k]:.6g}") for k in HEADLINE_METRICS if k in row and pd.notna(row[k])
-            }
-            for row in table[table["level"] == "store_category"].to_dict("records")
-        }
-        for world, table in levels.items()
-    }
+    headline = {world: headline_metrics(table) for world, table in levels.items()}
     out = REPORTS / "evaluate"
     out.mkdir(parents=True, exist_ok=True)
     write_json(headline, REPORTS / "metrics.json")
-    pd.concat([t.assign(target=w) for w, t in levels.items()]).to_csv(
-        out / "levels.csv", index=False, float_format="%.6g"
-    )
+    level_table = pd.concat([t.assign(target=w) for w, t in levels.items()])
+    level_table.to_csv(out / "levels.csv", index=False, float_format="%.6g")
+    for world in truths:
+        plots.calibration(level_table, "lstm_ensemble", world, out / f"calibration_{world}.png")
     series = pd.concat(
         [evaluate.score_series(t, forecasts, season).assign(target=w) for w, t in truths.items()]
     )

@@ -22,7 +22,7 @@ from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 from tqdm import tqdm
 
-from salesjax import distributed
+from salesjax import calibration, distributed
 from salesjax.config import ModelConfig, TrainConfig
 from salesjax.errors import SalesjaxError
 from salesjax.features import Scaler, Windows, make_windows, num_features
@@ -335,6 +335,43 @@ class Trained:
     scaler: Scaler
     validation: FitResult  # the early-stopping fit on the training months before the hold-out
     refit: FitResult  # the final fit on all training months, each member for its chosen epochs
+    calibration: dict[str, list[float]]  # upper level -> quantile offsets (`calibration.level_offsets`)
+
+
+class Prediction(NamedTuple):
+    """Forecasts of K members for every series from one origin."""
+
+    values: np.ndarray  # f64[K,S,H,Q] revenue quantiles, >= 0
+    unit: np.ndarray  # f64[S] each series' window level (revenue), the unit of its intervals
+
+
+def predict_windows(graphdef: nnx.GraphDef, params: Any, windows: Windows) -> np.ndarray:
+    """f64[K,N,H,Q] revenue quantiles (>= 0) of each member: level x (reference + output)."""
+    out = make_predict(graphdef)(params, windows.x, windows.store, windows.category)
+    out = np.asarray(jax.device_get(out), np.float64)
+    return np.clip(windows.level[:, None, None] * (windows.reference[..., None] + out), 0.0, None)
+
+
+def holdout_calibration(
+    graphdef: nnx.GraphDef, params: Any, history, available, calendar, store, category, model_cfg, hold: int
+) -> dict[str, list[float]]:
+    """Upper-level interval offsets from the early-stopping fit's forecasts of the hold-out months.
+
+    The fit (`params`) learned from the months before the hold-out; it forecasts from every origin in the
+    hold-out (rolling), its member-mean median is the point, and only hold-out months are scored.
+    """
+    th = history.shape[1]
+    scaler = Scaler.fit(history[:, : th - hold], available[:, : th - hold], model_cfg.reference)
+    origins = np.arange(th - hold, th)
+    windows = _model_windows(
+        history, available, calendar, scaler, store, category, model_cfg, origins, training=False
+    )
+    point = predict_windows(graphdef, params, windows).mean(axis=0)[..., model_cfg.quantiles.index(0.5)]
+    actual = windows.level[:, None] * (windows.y + windows.reference)
+    unit = np.broadcast_to(windows.level[:, None], point.shape)
+    grid = (len(store), len(origins), model_cfg.horizon)
+    arrays = [a.reshape(grid) for a in (point, actual, unit, windows.mask > 0)]
+    return calibration.level_offsets(*arrays, store, category, model_cfg.quantiles)
 
 
 def train_forecaster(
@@ -368,7 +405,12 @@ def train_forecaster(
         history, available, calendar, scaler, store, category, model_cfg, np.arange(1, th)
     )
     refit = fit(model_cfg, cfg, all_windows, shapes, seeds, epochs=validation.epochs, label="refit")
-    return Trained(refit.params, scaler, validation, refit)
+    offsets = {}
+    if len(model_cfg.quantiles) > 1:  # a point forecast alone has no interval to calibrate
+        graphdef, _ = init_members(model_cfg, shapes, seeds[:1])
+        data = (history, available, calendar, store, category, model_cfg, hold)
+        offsets = holdout_calibration(graphdef, validation.params, *data)
+    return Trained(refit.params, scaler, validation, refit, offsets)
 
 
 def forecast(
@@ -381,13 +423,10 @@ def forecast(
     store: np.ndarray,
     category: np.ndarray,
     model_cfg: ModelConfig,
-) -> np.ndarray:
-    """f64[K,S,H,Q] revenue quantiles (>= 0) for the `horizon` months right after `history` (f64[S,Th])."""
+) -> Prediction:
+    """Each member's revenue quantiles for the `horizon` months right after `history` (f64[S,Th])."""
     origin = np.array([history.shape[1]])
     windows = _model_windows(
         history, available, calendar, scaler, store, category, model_cfg, origin, training=False
     )
-    out = make_predict(graphdef)(params, windows.x, windows.store, windows.category)
-    out = np.asarray(jax.device_get(out), np.float64)
-    revenue = windows.level[:, None, None] * (windows.reference[..., None] + out)
-    return np.clip(revenue, 0.0, None)
+    return Prediction(predict_windows(graphdef, params, windows), windows.level.astype(np.float64))

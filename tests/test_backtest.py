@@ -63,17 +63,27 @@ def prepared(run):
         return stages.load_prepared(cfg)
 
 
-def test_backtest_json_has_every_origin_model_and_metric(run):
+def test_backtest_json_has_the_mean_over_origins_of_every_model_at_every_level(run):
     root, _ = run
     results = json.loads((root / "reports/backtest.json").read_text())
-    assert list(results["origins"]) == ORIGINS
-    for models in [*results["origins"].values(), results["mean"]]:
-        assert list(models) == MODELS
-        for values in models.values():
-            assert list(values) == list(backtest.METRICS)
-            assert all(np.isfinite(v) for v in values.values())
-    mase = [results["origins"][o]["lstm"]["mase"] for o in ORIGINS]
-    assert results["mean"]["lstm"]["mase"] == pytest.approx(np.mean(mase), rel=1e-5)
+    table = pd.read_csv(root / "reports/backtest/metrics.csv")
+    assert list(results) == ["observed"] and list(results["observed"]["mean"]) == MODELS
+    for values in results["observed"]["mean"].values():
+        assert {"mase", "mase_store", "mase_category", "mase_total", "relative_bias_total"} <= set(values)
+        assert all(np.isfinite(v) for v in values.values())
+    for level, key in (("store_category", "mase"), ("total", "mase_total")):
+        rows = table[(table["model"] == "lstm") & (table["level"] == level)]
+        assert sorted(rows["origin"]) == sorted(ORIGINS)
+        assert results["observed"]["mean"]["lstm"][key] == pytest.approx(rows["mase"].mean(), rel=1e-5)
+
+
+def test_a_world_not_scored_at_an_origin_takes_the_observed_rows_there():
+    table = pd.DataFrame(
+        {"origin": ["a", "b", "b"], "target": ["observed", "observed", "counterfactual"]}
+        | {"level": ["total"] * 3, "model": ["m"] * 3, "mase": [1.0, 2.0, 4.0]}
+    )
+    rows = backtest.world_rows(table, "counterfactual")
+    assert rows.set_index("origin")["mase"].to_dict() == {"a": 1.0, "b": 4.0}
 
 
 def test_metrics_csv_and_figure(run):

@@ -49,6 +49,19 @@ def test_pinball_by_hand():
     assert metrics.pinball(Q_ACTUAL, Q_PRED, QUANTILES, Q_MASK) == pytest.approx(2.9 / 6)
 
 
+def test_scaled_crps_and_quantile_hits_by_hand():
+    # 2 x (0.5 + 2.4) / 3 quantiles over the |actual| sum 30; hits: 10 <= (8, 10, 13), 20 <= (21, 22, 25).
+    assert metrics.scaled_crps(Q_ACTUAL, Q_PRED, QUANTILES, Q_MASK) == pytest.approx(2 * 2.9 / 3 / 30)
+    np.testing.assert_allclose(metrics.quantile_hits(Q_ACTUAL, Q_PRED, Q_MASK), [0.5, 1.0, 1.0])
+
+
+def test_every_symmetric_pair_of_quantiles_gets_its_coverage():
+    quantiles = (0.05, 0.25, 0.5, 0.75, 0.9)
+    pred = np.stack([Q_PRED[..., 0] - 1, Q_PRED[..., 0], Q_PRED[..., 1], Q_PRED[..., 2], Q_PRED[..., 2]], -1)
+    out = metrics.summarize(Q_ACTUAL, pred, quantiles, Q_MASK, np.ones(1))
+    assert out["coverage_50"] == 0.5 and "coverage_90" not in out and "coverage_80" not in out
+
+
 def test_coverage_by_hand():
     # 8 <= 10 <= 13 inside, 21 <= 20 not; the masked third cell (inside) does not count.
     lower, upper = Q_PRED[..., 0], Q_PRED[..., 2]
@@ -98,7 +111,9 @@ def test_summarize_keys_and_values():
     scale = np.array([1.0, 2.0])
     out = metrics.summarize(ACTUAL, quantile_pred, QUANTILES, MASK, scale)
     assert set(out) == {"mae", "rmse", "mase", "wape", "smape", "bias", "pinball", "coverage_80"} | {
-        "mase_series_excluded"
+        "mase_series_excluded",
+        "crps_scaled",
+        "relative_bias",
     }
     assert out["mae"] == pytest.approx(9 / 5)
     # MASE: series 0 MAE 4/3 / 1, series 1 MAE 5/2 / 2; mean (4/3 + 5/4) / 2.

@@ -14,7 +14,12 @@ from salesjax.cli import main
 from salesjax.config import parse_config
 
 MODELS = {"lstm", "lstm_ensemble", "naive", "seasonal_naive", "ets", "arima", "theta"}
-METRICS = {"mae", "rmse", "mase", "wape", "smape", "bias", "pinball", "coverage_80"}
+METRICS = {"mase", "wape", "relative_bias", "coverage_80", "crps_scaled", "mase_store", "mase_category"} | {
+    "mase_total",
+    "relative_bias_total",
+    "coverage_80_total",
+    "crps_scaled_total",
+}
 
 
 def run_pipeline(root, poison_test: bool):
@@ -76,10 +81,9 @@ def test_checkpoint_round_trip_reproduces_the_evaluated_forecast(runs):
         mp.chdir(root)
         panel, calendar = stages.load_prepared(cfg)
         history, available = stages.training_history(cfg, panel)
-        graphdef, params, scaler, model_cfg = checkpoint.load_forecaster(stages.MODELS / "lstm")
-    again = train.forecast(
-        graphdef, params, scaler, history, available, calendar, panel.store, panel.category, model_cfg
-    )[0]
+        saved = checkpoint.load_forecaster(stages.MODELS / "lstm")
+    data = (history, available, calendar, panel.store, panel.category, saved.model_cfg)
+    again = train.forecast(saved.graphdef, saved.params, saved.scaler, *data).values[0]
     forecasts = pd.read_parquet(root / "artifacts/evaluation/forecasts.parquet").query("model == 'lstm'")
     np.testing.assert_allclose(forecasts["q0.5"].to_numpy(), again[..., 1].reshape(-1), rtol=1e-6)
 

@@ -150,7 +150,7 @@ def test_future_covariates_reach_every_horizon_step(config):
     graphdef, _ = train.init_members(config.model, (features.num_features(), *num_ids), [0])
     base = train.forecast(
         graphdef, trained.params, trained.scaler, history, available, calendar, store, category, config.model
-    )
+    ).values
     assert np.isfinite(base).all() and (base >= 0).all()  # revenue: level x (reference + output), >= 0
     holiday = features.FEATURES.index("holidays")
     for h in range(config.model.horizon):
@@ -166,7 +166,16 @@ def test_future_covariates_reach_every_horizon_step(config):
             store,
             category,
             config.model,
-        )
+        ).values
         moved = np.abs(pred - base)[..., 1].max(axis=(0, 1))  # median, per horizon step
         assert moved[h] > 0
         assert np.all(moved[:h] == 0)  # the recurrence runs forward: earlier months cannot see it
+
+
+def test_training_calibrates_every_upper_level_and_keeps_the_point(config):
+    history, available, calendar, store, category, num_ids = tiny_arrays(config)
+    args = (store, category, num_ids, config.model, config.train, [0])
+    trained = train.train_forecaster(history, available, calendar, *args)
+    assert set(trained.calibration) == {"total", "store", "category"}
+    for offsets in trained.calibration.values():
+        assert offsets[1] == 0.0 and offsets == sorted(offsets) and offsets[0] < 0 < offsets[2]
