@@ -85,6 +85,7 @@ class BenchShape:
         return ModelConfig(
             context=self.context,
             horizon=self.horizon,
+            reference="seasonal",  # how windows are normalised; the step's cost does not depend on it
             hidden_size=self.hidden,
             num_layers=self.num_layers,
             dropout=self.dropout,
@@ -178,7 +179,7 @@ def train_step_flops(shape: BenchShape) -> float:
 
 
 def random_windows(shape: BenchShape, n: int, rng: np.random.Generator) -> Windows:
-    """n random windows of the model's shapes (x f32[n,T,F], ids, y and mask f32[n,horizon])."""
+    """n random windows of the model's shapes (x f32[n,T,F], ids, y and mask f32[n,horizon]; unit level)."""
     return Windows(
         x=rng.standard_normal((n, shape.steps, shape.features), np.float32),
         store=rng.integers(0, shape.num_stores, n, dtype=np.int32),
@@ -186,6 +187,8 @@ def random_windows(shape: BenchShape, n: int, rng: np.random.Generator) -> Windo
         y=rng.standard_normal((n, shape.horizon), np.float32),
         mask=np.ones((n, shape.horizon), np.float32),
         series=np.arange(n, dtype=np.int32),
+        level=np.ones(n, np.float32),
+        reference=np.zeros((n, shape.horizon), np.float32),
     )
 
 
