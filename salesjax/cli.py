@@ -12,7 +12,7 @@ import typing
 from collections.abc import Callable
 from pathlib import Path
 
-from salesjax import backtest, distributed, experiment_sets, report, stages, sweep
+from salesjax import backtest, distributed, experiment_sets, stages, sweep
 from salesjax.config import PARAMS, Config, DataConfig, PanelColumns, check_date_format, load_config
 from salesjax.data import simulate
 from salesjax.data.schema import (
@@ -24,6 +24,7 @@ from salesjax.data.schema import (
     write_table,
 )
 from salesjax.errors import SalesjaxError
+from salesjax.report.stage import run_report
 
 
 class Command(typing.NamedTuple):
@@ -220,7 +221,7 @@ COMMANDS: dict[str, Command] = {
     "evaluate": Command(
         "DVC stage: score every forecaster on the test months", _params_argument, _stage(stages.run_evaluate)
     ),
-    "report": Command("DVC stage: figures and the report", _params_argument, _stage(report.run_report)),
+    "report": Command("DVC stage: figures and the report", _params_argument, _stage(run_report)),
     "backtest-baselines": Command(
         "DVC stage: the baselines at every backtest origin",
         _params_argument,
