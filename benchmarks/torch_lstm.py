@@ -1,6 +1,6 @@
-"""The PyTorch side of `salesjax bench`: train-step throughput of an equivalent `torch.nn.LSTM`.
+"""The PyTorch side of `benchmarks/bench.py`: train-step throughput of an equivalent `torch.nn.LSTM`.
 
-Runs in its own interpreter (torch is not a salesjax dependency; `salesjax.bench` creates a venv with
+Runs in its own interpreter (torch is not a salesjax dependency; `bench.py` creates a venv with
 a CPU build and calls this file with it). It reads one JSON object of settings from argv[1] and prints
 one JSON object with the result on its last stdout line, so the two sides share no imports.
 

@@ -12,7 +12,7 @@ import typing
 from collections.abc import Callable
 from pathlib import Path
 
-from salesjax import backtest, bench, distributed, experiment_sets, report, stages, sweep
+from salesjax import backtest, distributed, experiment_sets, stages, sweep
 from salesjax.config import PARAMS, Config, DataConfig, PanelColumns, check_date_format, load_config
 from salesjax.data import simulate
 from salesjax.data.schema import (
@@ -24,6 +24,7 @@ from salesjax.data.schema import (
     write_table,
 )
 from salesjax.errors import SalesjaxError
+from salesjax.report.stage import run_report
 
 
 class Command(typing.NamedTuple):
@@ -207,18 +208,6 @@ def _experiment(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bench_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of `salesjax bench`."""
-    parser.add_argument("--quick", action="store_true", help="fewer repeats, 400 and 4,000 series only")
-    parser.add_argument("--out", type=Path, default=Path("reports/benchmarks.json"), help="JSON to write")
-
-
-def _bench(args: argparse.Namespace) -> int:
-    """Benchmark the train step (against PyTorch), the machine's peak, epoch time and scaling."""
-    print(bench.summary(bench.run_bench(args.quick, args.out)))
-    return 0
-
-
 COMMANDS: dict[str, Command] = {
     "validate": Command("check a raw file against the data contract", _validate_arguments, _validate),
     "simulate": Command("write the calibrated default dataset", _simulate_arguments, _simulate),
@@ -232,7 +221,7 @@ COMMANDS: dict[str, Command] = {
     "evaluate": Command(
         "DVC stage: score every forecaster on the test months", _params_argument, _stage(stages.run_evaluate)
     ),
-    "report": Command("DVC stage: figures and the report", _params_argument, _stage(report.run_report)),
+    "report": Command("DVC stage: figures and the report", _params_argument, _stage(run_report)),
     "backtest-baselines": Command(
         "DVC stage: the baselines at every backtest origin",
         _params_argument,
@@ -249,7 +238,6 @@ COMMANDS: dict[str, Command] = {
     "experiment": Command(
         "print a named experiment set as `dvc exp run -S` overrides", _experiment_arguments, _experiment
     ),
-    "bench": Command("benchmark the train step against PyTorch, peak, scaling", _bench_arguments, _bench),
 }
 
 

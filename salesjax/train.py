@@ -171,7 +171,7 @@ def make_mesh(members: int) -> Mesh:
     return jax.make_mesh((per_member, n // per_member), ("member", "data"), axis_types=(AxisType.Auto,) * 2)
 
 
-def _place(tree, mesh: Mesh, spec: P):
+def place(tree, mesh: Mesh, spec: P):
     """device_put every leaf with the given partition spec on `mesh`, from host memory.
 
     Going through numpy lets one call serve a mesh over several processes' devices (each process
@@ -187,7 +187,7 @@ def _place(tree, mesh: Mesh, spec: P):
     return jax.tree.map(put, tree)
 
 
-def _epoch_batches(rngs: list[np.random.Generator], n: int, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+def epoch_batches(rngs: list[np.random.Generator], n: int, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
     """Per-member shuffled indices i32[steps,K,B] and validity f32[steps,K,B] (the last batch padded)."""
     steps = -(-n // batch_size)
     idx = np.zeros((len(rngs), steps * batch_size), np.int32)
@@ -255,19 +255,17 @@ def fit(
     opt_state = with_hypers(
         jax.vmap(tx.init)(params), hypers or [(cfg.learning_rate, cfg.weight_decay)] * len(seeds)
     )
-    state = _place(TrainState(jnp.zeros(len(seeds), jnp.int32), keys, params, opt_state), mesh, P("member"))
+    state = place(TrainState(jnp.zeros(len(seeds), jnp.int32), keys, params, opt_state), mesh, P("member"))
     kept = jax.tree.map(jnp.copy, state.params)
     rngs = [np.random.default_rng(s) for s in seeds]
-    train_dev, val = _place(train, mesh, P()), _place(val, mesh, P())
+    train_dev, val = place(train, mesh, P()), place(val, mesh, P())
     best = np.full(len(seeds), np.inf)
     since_best = np.zeros(len(seeds), np.int32)
     kept_epoch = np.zeros(len(seeds), np.int32)
     train_curve, val_curve = [], []
     bar = tqdm(range(1, max_epochs + 1), desc=label, leave=False, dynamic_ncols=True)
     for epoch in bar:
-        idx, valid = _place(
-            _epoch_batches(rngs, len(train.y), cfg.batch_size), mesh, P(None, "member", "data")
-        )
+        idx, valid = place(epoch_batches(rngs, len(train.y), cfg.batch_size), mesh, P(None, "member", "data"))
         state, stats = train_epoch(state, train_dev, idx, valid)
         losses = distributed.fetch(stats["loss"])
         _check_finite(losses, epoch, steps_per_epoch, seeds)

@@ -4,11 +4,10 @@ import dataclasses
 import json
 import time
 
+import bench
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
-from salesjax import bench
 
 
 def tiny_shape(name: str, num_layers: int) -> bench.BenchShape:

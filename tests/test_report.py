@@ -1,16 +1,22 @@
 """The report stage on a tiny fake tree of stage outputs: tables, sentences, offline HTML, stable bytes."""
 
+import ast
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from conftest import tiny_params
 
-from salesjax import report
+import salesjax.report
 from salesjax.config import parse_config
 from salesjax.errors import SalesjaxError
+from salesjax.report.html import to_html
+from salesjax.report.opening import mase_sentence
+from salesjax.report.stage import run_report
+from salesjax.report.tables import marked
 
 STORES = ["36", "108"]  # ids that look like numbers, as in the real data
 CATEGORIES = ["TVs", "Irons"]
@@ -197,7 +203,7 @@ def tree(tmp_path_factory):
     write_tree(root, MIXED)
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(root)
-        report.run_report(parse_config(tiny_params()))
+        run_report(parse_config(tiny_params()))
     return root
 
 
@@ -243,7 +249,7 @@ def test_second_run_gives_identical_bytes(tree, monkeypatch, config):
     """The stage is deterministic: every output file is byte-identical on a second run."""
     first = _outputs(tree)
     monkeypatch.chdir(tree)
-    report.run_report(config)
+    run_report(config)
     assert _outputs(tree) == first
 
 
@@ -251,7 +257,7 @@ def test_without_counterfactual(tmp_path, monkeypatch, config):
     """No counterfactual world: one comparison table, the disruption figure skipped with a note."""
     write_tree(tmp_path, {"observed": _metrics(0.95, 0.9)}, counterfactual=False)
     monkeypatch.chdir(tmp_path)
-    report.run_report(config)
+    run_report(config)
     md = (tmp_path / "reports" / "report.md").read_text()
     assert "is NOT below every baseline (seasonal_naive 0.900 beats it)" in md
     assert "counterfactual" not in (tmp_path / "reports" / "plots" / "company_forecast.csv").read_text()
@@ -265,7 +271,7 @@ def test_missing_input_is_a_one_line_error(tmp_path, monkeypatch, config):
     (tmp_path / "reports" / "metrics.json").unlink()
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SalesjaxError, match="metrics.json"):
-        report.run_report(config)
+        run_report(config)
 
 
 def test_company_forecast_csv(tree):
@@ -299,25 +305,58 @@ def test_company_forecast_csv(tree):
 )
 def test_mase_sentence(table, expected):
     """Strictly below every baseline or not; a tie is not below; LSTM variants are not baselines."""
-    sentence = report.mase_sentence("observed", "2020", table, "lstm_ensemble")
+    sentence = mase_sentence("observed", "2020", table, "lstm_ensemble")
     assert sentence == f"On observed 2020 the LSTM ensemble's MASE (0.500) {expected}"
 
 
 def test_best_values_are_marked():
     """Bold marks the lowest error, the bias closest to 0 and the coverage closest to 0.8."""
-    assert report._marked([3.0, 1.0, 2.0], "mase") == ["3.000", "**1.000**", "2.000"]
-    assert report._marked([-5.0, 7.0, np.nan], "bias") == ["**-5**", "7", "–"]
-    assert report._marked([0.95, 0.7, 0.62], "coverage_80") == ["0.950", "**0.700**", "0.620"]
+    assert marked([3.0, 1.0, 2.0], "mase") == ["3.000", "**1.000**", "2.000"]
+    assert marked([-5.0, 7.0, np.nan], "bias") == ["**-5**", "7", "–"]
+    assert marked([0.95, 0.7, 0.62], "coverage_80") == ["0.950", "**0.700**", "0.620"]
 
 
-def test_markdown_subset_to_html(tmp_path):
-    """Headings, paragraphs with bold/code, escaped text, lists, pipe tables and embedded images."""
+def test_markdown_to_html(tmp_path):
+    """Headings, paragraphs with bold/code, escaped text, lists, aligned pipe tables and embedded images."""
     (tmp_path / "f.png").write_bytes(b"\x89PNG fake")
     md = "# Title\n\nA **b** `c` <x> & y\n\n- one\n- two\n\n"
     md += "| a | b \\| c |\n|:---|---:|\n| x | 1 |\n\n![cap](f.png)\n"
-    page = report.to_html(md, tmp_path)
+    page = to_html(md, tmp_path)
     assert "<title>Title</title>" in page and "<h1>Title</h1>" in page
     assert "<p>A <strong>b</strong> <code>c</code> &lt;x&gt; &amp; y</p>" in page
     assert "<ul>\n<li>one</li>\n<li>two</li>\n</ul>" in page
-    assert '<tr><th>a</th><th class="r">b | c</th></tr>' in page and '<td class="r">1</td>' in page
-    assert 'src="data:image/png;base64,iVBORyBmYWtl"' in page
+    assert '<th style="text-align:left">a</th>\n<th style="text-align:right">b | c</th>' in page
+    assert '<td style="text-align:right">1</td>' in page
+    assert '<img src="data:image/png;base64,iVBORyBmYWtl" alt="cap">' in page
+
+
+def test_html_has_the_markdowns_headings_and_tables(tree):
+    """Every Markdown heading is an <hN>, every pipe table a <table> with one <tr> per row."""
+    page = (tree / "reports" / "report.html").read_text()
+    md = (tree / "reports" / "report.md").read_text()
+    headings = re.findall(r"^(#+) (.+)$", md, flags=re.M)
+    assert len(headings) > 10
+    for hashes, text in headings:
+        assert f"<h{len(hashes)}>{text}</h{len(hashes)}>" in page
+    table_lines = re.findall(r"^\|.*\|$", md, flags=re.M)
+    delimiters = [line for line in table_lines if re.fullmatch(r"\|(:?-+:?\|)+", line)]
+    assert page.count("<table>") == page.count("</table>") == len(delimiters) == 11
+    assert page.count("<tr>") == len(table_lines) - len(delimiters)
+    assert page.count("<thead>") == len(delimiters)
+
+
+OLD_CONVERTER = {"inline", "blocks", "html_block", "html_table", "html_image", "_html_row", "_cells"}
+
+
+def test_no_hand_written_markdown_parser_remains():
+    """The report package renders with markdown-it-py; none of the old converter's names is defined."""
+    package = Path(salesjax.report.__file__).parent
+    assert not (package.parent / "report.py").exists()
+    for path in package.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        names = {n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.ClassDef)}
+        names |= {
+            t.id for n in tree.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)
+        }
+        assert not names & OLD_CONVERTER, (path.name, names & OLD_CONVERTER)
+    assert "from markdown_it import MarkdownIt" in (package / "html.py").read_text()

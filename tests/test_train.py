@@ -102,7 +102,7 @@ def test_epoch_program_equals_its_steps_run_one_by_one_and_compiles_once(config)
         jnp.zeros(1, jnp.int32), jnp.stack([jax.random.key(0)]), params, jax.vmap(tx.init)(params)
     )
     rngs = [np.random.default_rng(0)]
-    idx, valid = train._epoch_batches(rngs, len(windows.y), config.train.batch_size)
+    idx, valid = train.epoch_batches(rngs, len(windows.y), config.train.batch_size)
     assert valid[-1, 0].sum() < config.train.batch_size  # the last batch really is ragged
     one_by_one = state
     for s in range(idx.shape[0]):
@@ -111,7 +111,7 @@ def test_epoch_program_equals_its_steps_run_one_by_one_and_compiles_once(config)
     assert stats["loss"].shape == (idx.shape[0], 1)
     for a, b in zip(leaves(one_by_one.params), leaves(whole.params), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-    epoch(whole, windows, *train._epoch_batches(rngs, len(windows.y), config.train.batch_size))
+    epoch(whole, windows, *train.epoch_batches(rngs, len(windows.y), config.train.batch_size))
     assert epoch._cache_size() == 1
 
 

@@ -1,4 +1,7 @@
-"""`salesjax bench`: train-step throughput against PyTorch, the machine's fp32 peak, epoch time and scaling.
+"""Train-step throughput against PyTorch, the machine's fp32 peak, epoch time and scaling.
+
+Run as `uv run python benchmarks/bench.py [--quick] [--out reports/benchmarks.json]`; a developer tool,
+not part of the salesjax package or the DVC pipeline.
 
 Everything is timed as medians over repeats after a warm-up, in one process (the PyTorch side in a
 subprocess with its own interpreter, see `benchmarks/torch_lstm.py`), and written to one JSON file plus
@@ -17,6 +20,7 @@ counted (about 30 FLOPs per hidden unit and step against 8 * (I + H) for the pro
 the saturating configuration), so achieved GFLOP/s is a slight underestimate of the work done.
 """
 
+import argparse
 import dataclasses
 import json
 import os
@@ -81,6 +85,7 @@ class BenchShape:
         return ModelConfig(
             context=self.context,
             horizon=self.horizon,
+            reference="seasonal",  # how windows are normalised; the step's cost does not depend on it
             hidden_size=self.hidden,
             num_layers=self.num_layers,
             dropout=self.dropout,
@@ -174,7 +179,7 @@ def train_step_flops(shape: BenchShape) -> float:
 
 
 def random_windows(shape: BenchShape, n: int, rng: np.random.Generator) -> Windows:
-    """n random windows of the model's shapes (x f32[n,T,F], ids, y and mask f32[n,horizon])."""
+    """n random windows of the model's shapes (x f32[n,T,F], ids, y and mask f32[n,horizon]; unit level)."""
     return Windows(
         x=rng.standard_normal((n, shape.steps, shape.features), np.float32),
         store=rng.integers(0, shape.num_stores, n, dtype=np.int32),
@@ -182,6 +187,8 @@ def random_windows(shape: BenchShape, n: int, rng: np.random.Generator) -> Windo
         y=rng.standard_normal((n, shape.horizon), np.float32),
         mask=np.ones((n, shape.horizon), np.float32),
         series=np.arange(n, dtype=np.int32),
+        level=np.ones(n, np.float32),
+        reference=np.zeros((n, shape.horizon), np.float32),
     )
 
 
@@ -228,7 +235,7 @@ class EpochRunner:
 
     def place(self, tree, spec: P | None = None):
         """`tree` on the runner's mesh (as train.fit places it), replicated unless `spec` says otherwise."""
-        return train._place(tree, self.mesh, P() if spec is None else spec)
+        return train.place(tree, self.mesh, P() if spec is None else spec)
 
     def __call__(self, windows: Windows, idx, valid) -> jax.Array:
         """S steps on windows[idx[s]] (idx i32[S,1,B], valid f32[S,1,B]) in one call; the losses f32[S,1]."""
@@ -242,7 +249,7 @@ class EpochRunner:
         """
         b = self.shape.batch_size
         if steps is None:
-            idx, valid = train._epoch_batches([np.random.default_rng(seed)], n, b)
+            idx, valid = train.epoch_batches([np.random.default_rng(seed)], n, b)
         else:
             idx = self.rng.integers(0, n, (steps, 1, b), dtype=np.int32)
             valid = np.ones((steps, 1, b), np.float32)
@@ -688,3 +695,17 @@ def summary(report: dict) -> str:
         for s in report["scaling"]
     ]
     return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Benchmark the train step (against PyTorch), the machine's peak, epoch time and scaling."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer repeats, 400 and 4,000 series only")
+    parser.add_argument("--out", type=Path, default=Path("reports/benchmarks.json"), help="JSON to write")
+    args = parser.parse_args(argv)
+    print(summary(run_bench(args.quick, args.out)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
