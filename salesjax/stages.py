@@ -8,7 +8,7 @@ import pandas as pd
 from flax import serialization
 
 from salesjax import artifacts, baselines, checkpoint, distributed, evaluate, features, train
-from salesjax.config import Config, DataConfig, experiment_path
+from salesjax.config import Config, DataConfig, calendar_months, experiment_path
 from salesjax.data.panel import Panel, build_panel, monthly_revenue
 from salesjax.data.schema import (
     Validated,
@@ -90,6 +90,7 @@ def prepare(cfg: Config) -> None:
     if data.counterfactual_path is not None:
         inputs["counterfactual"] = Path(data.counterfactual_path)
     _refuse_overwriting_inputs(inputs)
+    calendar = features.monthly_calendar(*calendar_months(cfg), data.country, data.events)  # checks events
     validated = {world: _validated(data, path) for world, path in inputs.items()}
     counts = {world: _row_counts(world, v, data.max_rejected_fraction) for world, v in validated.items()}
     quarantine = pd.concat([v.quarantined.assign(world=w) for w, v in validated.items()], ignore_index=True)
@@ -101,8 +102,6 @@ def prepare(cfg: Config) -> None:
         explicit_zeros=data.format == "transactions",
         context=cfg.model.context,
     )
-    train_start, _, _, test_end = cfg.split.months()
-    calendar = features.monthly_calendar(train_start - cfg.model.context, test_end + cfg.model.horizon)
     PREPARED.mkdir(parents=True, exist_ok=True)
     panel.to_parquet(PREPARED / "panel.parquet", index=False)
     calendar.reset_index().assign(month=lambda f: f["month"].astype(str)).to_parquet(
@@ -180,6 +179,17 @@ def _curves(fits: dict[str, train.Trained]) -> pd.DataFrame:
     return curves.rename_axis("epoch").reset_index().assign(epoch=lambda f: f["epoch"] + 1)
 
 
+def _calendar_settings(cfg: Config, calendar: np.ndarray) -> features.Calendar:
+    """data.country and data.events as a model records them, checked against the prepared calendar's width."""
+    settings = features.resolve_calendar(*calendar_months(cfg), cfg.data.country, cfg.data.events)
+    if len(settings.columns()) != calendar.shape[1]:
+        raise SalesjaxError(
+            f"{PREPARED / 'calendar.parquet'}: prepared for another data.country or data.events; "
+            "run `dvc repro prepare`"
+        )
+    return settings
+
+
 def run_train(cfg: Config, experiment: str | None = None) -> None:
     """Train the single LSTM (K=1) and its seed ensemble (K members, one vmapped program).
 
@@ -188,6 +198,7 @@ def run_train(cfg: Config, experiment: str | None = None) -> None:
     reports/train_<name>. Wall times go to artifacts/timing/<stage>.json, outside DVC's view.
     """
     panel, calendar = load_prepared(cfg)
+    settings = _calendar_settings(cfg, calendar)
     history, available = training_history(cfg, panel)
     num_ids = (len(panel.stores), len(panel.categories))
     args = (history, available, calendar, panel.store, panel.category, num_ids, cfg.model, cfg.train)
@@ -200,7 +211,7 @@ def run_train(cfg: Config, experiment: str | None = None) -> None:
     if not distributed.is_main():
         return
     for name, trained in fits.items():
-        checkpoint.save_forecaster(trained, cfg.model, runs[name], num_ids, MODELS / name)
+        checkpoint.save_forecaster(trained, cfg.model, settings, runs[name], num_ids, MODELS / name)
     reports = REPORTS / ("train" if experiment is None else f"train_{experiment}")
     write_json({name: _training_report(t) for name, t in fits.items()}, reports / "metrics.json")
     timing = {

@@ -57,7 +57,7 @@ def test_grid_order_and_size(results):
 def test_each_member_equals_a_run_trained_alone(run, results):
     _, cfg, panel, calendar = run
     _, _, fit_windows, hold_out = _windows(cfg, panel, calendar)
-    shapes = (features.num_features(), len(panel.stores), len(panel.categories))
+    shapes = (features.num_features(calendar.shape[1]), len(panel.stores), len(panel.categories))
     for member in results["members"].values():
         alone = train.fit(
             cfg.model,
