@@ -15,7 +15,7 @@ from flax import nnx, serialization, traverse_util
 
 from salesjax import artifacts
 from salesjax.config import ModelConfig
-from salesjax.features import Calendar, Scaler, num_features
+from salesjax.features import CalendarSettings, Scaler, num_features
 from salesjax.train import Trained, init_members
 
 
@@ -62,7 +62,7 @@ def load_scaler(path: Path) -> Scaler:
 def save_forecaster(
     trained: Trained,
     model_cfg: ModelConfig,
-    calendar: Calendar,
+    calendar: CalendarSettings,
     seeds: list[int],
     num_ids: tuple[int, int],
     out: Path,
@@ -75,11 +75,11 @@ def save_forecaster(
     (out / "model.json").write_text(json.dumps(spec, indent=2) + "\n")
 
 
-def _load_spec(path: Path) -> tuple[ModelConfig, Calendar, list[int], tuple[int, int]]:
+def _load_spec(path: Path) -> tuple[ModelConfig, CalendarSettings, list[int], tuple[int, int]]:
     """(model config, calendar settings, seeds, vocabulary sizes) from a `model.json`."""
     spec = json.loads(path.read_text())
     model_cfg = ModelConfig(**{**spec["model"], "quantiles": tuple(spec["model"]["quantiles"])})
-    calendar = Calendar(str(spec["calendar"]["country"]), tuple(map(str, spec["calendar"]["events"])))
+    calendar = CalendarSettings(str(spec["calendar"]["country"]), tuple(map(str, spec["calendar"]["events"])))
     seeds, num_ids = [int(s) for s in spec["seeds"]], tuple(int(n) for n in spec["num_ids"])
     if not seeds or len(num_ids) != 2:
         raise ValueError("no seeds, or num_ids is not (stores, categories)")

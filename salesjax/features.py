@@ -57,11 +57,11 @@ GENERIC_EVENTS = {
 }
 EVENT_LEAD_DAYS = 10  # gift and holiday shopping happens in the days before an event
 BLACK_FRIDAY_DAYS = 3  # Black Friday's shopping: the Friday and the two days before it
-SCHOOL_START = (9, 15)  # (month, day) of the first school day: Azerbaijan's, and close for the north
+SCHOOL_START = (9, 15)  # (month, day) of the first school day in Azerbaijan (near it in much of the north)
 
 
-class Calendar(NamedTuple):
-    """What a monthly calendar holds: the country's holidays and its named events (their column names).
+class CalendarSettings(NamedTuple):
+    """What a monthly calendar is made of: the country's holidays and its named events (their columns).
 
     `events` is resolved (never "auto"): each name is a column of `event_sources`, so the same pair always
     gives the same columns; a saved model records it to rebuild its input width.
@@ -130,18 +130,19 @@ def event_sources(country: str, events: tuple[str, ...] | str, names: set[str]) 
 
 def _unknown_event(event: str, country: str, names: set[str]) -> str:
     """The one-line error of an event name that `event_sources` cannot date."""
+    auto = ", ".join(event_sources(country, "auto", names))
     return (
         f"data.events: {event!r} is neither a built-in rule ({', '.join(RULES)}) nor a holiday of {country} "
-        f"in the data's years (en_US names: {', '.join(sorted(names))})"
+        f"in the data's years (en_US names: {', '.join(sorted(names))}); its 'auto' events are {auto}"
     )
 
 
 def resolve_calendar(
     start: pd.Period, end: pd.Period, country: str, events: tuple[str, ...] | str
-) -> Calendar:
-    """The Calendar of `data.country` and `data.events` over months `start`..`end` ("auto" resolved)."""
+) -> CalendarSettings:
+    """`data.country` and `data.events` ("auto" resolved) for the calendar of months `start`..`end`."""
     names = set().union(*official_names(country_holidays(country, _years(start, end))).values())
-    return Calendar(country, tuple(event_sources(country, events, names)))
+    return CalendarSettings(country, tuple(event_sources(country, events, names)))
 
 
 def _event_days(official: dict[dt.date, frozenset[str]], name: str) -> list[dt.date]:
@@ -262,7 +263,7 @@ class Windows(NamedTuple):
 
 
 def num_features(n_calendar: int) -> int:
-    """F: the width of `Windows.x` with `n_calendar` calendar columns (`Calendar.columns()`)."""
+    """F: the width of `Windows.x` with `n_calendar` calendar columns (`monthly_calendar`'s)."""
     return 7 + n_calendar + 1
 
 

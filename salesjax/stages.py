@@ -179,7 +179,7 @@ def _curves(fits: dict[str, train.Trained]) -> pd.DataFrame:
     return curves.rename_axis("epoch").reset_index().assign(epoch=lambda f: f["epoch"] + 1)
 
 
-def _calendar_settings(cfg: Config, calendar: np.ndarray) -> features.Calendar:
+def _calendar_settings(cfg: Config, calendar: np.ndarray) -> features.CalendarSettings:
     """data.country and data.events as a model records them, checked against the prepared calendar's width."""
     settings = features.resolve_calendar(*calendar_months(cfg), cfg.data.country, cfg.data.events)
     if len(settings.columns()) != calendar.shape[1]:

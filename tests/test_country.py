@@ -66,7 +66,7 @@ def test_a_calendar_that_cannot_be_built_is_one_error_line(
 
 
 def test_a_saved_model_records_its_calendar_and_is_rebuilt_from_it(tmp_path, config):
-    settings = features.Calendar("AU", ("anzac_day", "christmas"))
+    settings = features.CalendarSettings("AU", ("anzac_day", "christmas"))
     shapes = (features.num_features(len(settings.columns())), 3, 2)
     _, params = train.init_members(config.model, shapes, [0])
     scaler = features.Scaler.fit(np.ones((6, 4)), np.ones((6, 4), bool))
