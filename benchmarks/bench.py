@@ -41,8 +41,8 @@ import numpy as np
 from jax.sharding import PartitionSpec as P
 
 from salesjax import train
-from salesjax.config import Config, ModelConfig, TrainConfig
-from salesjax.features import Windows, num_features
+from salesjax.config import Config, ModelConfig, TrainConfig, calendar_months
+from salesjax.features import Windows, num_features, resolve_calendar
 
 ROOT = Path(__file__).resolve().parents[1]
 TORCH_SCRIPT = ROOT / "benchmarks" / "torch_lstm.py"
@@ -96,11 +96,12 @@ class BenchShape:
 
 
 def default_shape(cfg: Config) -> BenchShape:
-    """The configuration of params.yaml (model and train.batch_size) on the default features."""
+    """The configuration of params.yaml (model and train.batch_size) on its calendar's features."""
     m = cfg.model
+    calendar = resolve_calendar(*calendar_months(cfg), cfg.data.country, cfg.data.events)
     return BenchShape(
         name="default",
-        features=num_features(),
+        features=num_features(len(calendar.columns())),
         store_embedding=m.store_embedding,
         category_embedding=m.category_embedding,
         hidden=m.hidden_size,

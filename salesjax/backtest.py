@@ -171,7 +171,9 @@ def lstm_forecasts(
     train_cfg = origin_train_config(cfg.train, n_months)
     seeds = [cfg.train.seed + k for k in range(cfg.backtest.ensemble_size)]
     runs = {"lstm": seeds[:1], "lstm_ensemble": seeds}
-    graphdef, _ = train.init_members(cfg.model, (features.num_features(), *num_ids), seeds[:1])
+    graphdef, _ = train.init_members(
+        cfg.model, (features.num_features(calendar.shape[1]), *num_ids), seeds[:1]
+    )
     data = (history, available, calendar, panel.store, panel.category)
     fits, out = {}, {}
     for name, member_seeds in runs.items():

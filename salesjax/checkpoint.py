@@ -1,7 +1,7 @@
 """Save and load trained forecasters: parameters (msgpack), scaler and model config (JSON); byte-stable.
 
-A model directory describes itself: `model.json` (model config, seeds, vocabulary sizes) rebuilds the
-graph, so evaluation needs nothing but the directory.
+A model directory describes itself: `model.json` (model config, calendar settings, seeds, vocabulary
+sizes) rebuilds the graph, so evaluation needs nothing but the directory.
 """
 
 import dataclasses
@@ -15,7 +15,7 @@ from flax import nnx, serialization, traverse_util
 
 from salesjax import artifacts
 from salesjax.config import ModelConfig
-from salesjax.features import Scaler, num_features
+from salesjax.features import CalendarSettings, Scaler, num_features
 from salesjax.train import Trained, init_members
 
 
@@ -60,24 +60,31 @@ def load_scaler(path: Path) -> Scaler:
 
 
 def save_forecaster(
-    trained: Trained, model_cfg: ModelConfig, seeds: list[int], num_ids: tuple[int, int], out: Path
+    trained: Trained,
+    model_cfg: ModelConfig,
+    calendar: CalendarSettings,
+    seeds: list[int],
+    num_ids: tuple[int, int],
+    out: Path,
 ) -> None:
-    """Write a trained forecaster's parameters, scaler and config to directory `out`."""
+    """Write a trained forecaster's parameters, scaler, config and calendar settings to directory `out`."""
     save_params(trained.params, out / "params.msgpack")
     save_scaler(trained.scaler, out / "scaler.json")
     (out / "calibration.json").write_text(json.dumps(trained.calibration, indent=2) + "\n")
-    spec = {"model": dataclasses.asdict(model_cfg), "seeds": seeds, "num_ids": list(num_ids)}
+    spec = {"model": dataclasses.asdict(model_cfg), "calendar": calendar._asdict()}
+    spec |= {"seeds": seeds, "num_ids": list(num_ids)}
     (out / "model.json").write_text(json.dumps(spec, indent=2) + "\n")
 
 
-def _load_spec(path: Path) -> tuple[ModelConfig, list[int], tuple[int, int]]:
-    """(model config, seeds, vocabulary sizes) from a `model.json`."""
+def _load_spec(path: Path) -> tuple[ModelConfig, CalendarSettings, list[int], tuple[int, int]]:
+    """(model config, calendar settings, seeds, vocabulary sizes) from a `model.json`."""
     spec = json.loads(path.read_text())
     model_cfg = ModelConfig(**{**spec["model"], "quantiles": tuple(spec["model"]["quantiles"])})
+    calendar = CalendarSettings(str(spec["calendar"]["country"]), tuple(map(str, spec["calendar"]["events"])))
     seeds, num_ids = [int(s) for s in spec["seeds"]], tuple(int(n) for n in spec["num_ids"])
     if not seeds or len(num_ids) != 2:
         raise ValueError("no seeds, or num_ids is not (stores, categories)")
-    return model_cfg, seeds, num_ids
+    return model_cfg, calendar, seeds, num_ids
 
 
 class Saved(NamedTuple):
@@ -87,6 +94,7 @@ class Saved(NamedTuple):
     params: Any  # stacked over members
     scaler: Scaler
     model_cfg: ModelConfig
+    calendar: CalendarSettings
     calibration: dict[str, list[float]]  # upper level -> interval offsets
 
 
@@ -100,9 +108,10 @@ def load_forecaster(out: Path, stage: str = "train") -> Saved:
 
     A missing or damaged file is one `SalesjaxError` line naming it and `dvc repro <stage>`.
     """
-    model_cfg, seeds, num_ids = artifacts.read(out / "model.json", stage, _load_spec)
-    graphdef, template = init_members(model_cfg, (num_features(), *num_ids), seeds)
+    model_cfg, calendar, seeds, num_ids = artifacts.read(out / "model.json", stage, _load_spec)
+    shapes = (num_features(len(calendar.columns())), *num_ids)
+    graphdef, template = init_members(model_cfg, shapes, seeds)
     params = artifacts.read(out / "params.msgpack", stage, lambda path: load_params(template, path))
     scaler = artifacts.read(out / "scaler.json", stage, load_scaler)
     calibration = artifacts.read(out / "calibration.json", stage, _load_calibration)
-    return Saved(graphdef, params, scaler, model_cfg, calibration)
+    return Saved(graphdef, params, scaler, model_cfg, calendar, calibration)

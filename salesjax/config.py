@@ -5,6 +5,7 @@ import types
 import typing
 from pathlib import Path
 
+import holidays
 import pandas as pd
 import yaml
 
@@ -63,6 +64,8 @@ class DataConfig:
     max_year: int
     max_rejected_fraction: float
     panel_columns: PanelColumns
+    country: str  # a `holidays` country code: public holidays, working days, default events
+    events: tuple[str, ...] | str  # "auto" (the country's default) or event names (features.event_sources)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -206,6 +209,7 @@ def _check(cfg: Config) -> None:
         raise SalesjaxError("params: the months from split.train_end to split.test_end exceed model.horizon")
     _check_ranges(cfg)
     check_date_format(cfg.data.date_format, "params: 'data.date_format'")
+    _check_calendar(cfg.data)
     if cfg.data.min_year > cfg.data.max_year:
         raise SalesjaxError("params: data.min_year must not exceed data.max_year")
     if cfg.train.loss == "mse" and cfg.model.quantiles != (0.5,):
@@ -215,6 +219,32 @@ def _check(cfg: Config) -> None:
     if not all(0.0 < q < 1.0 for q in cfg.model.quantiles):
         raise SalesjaxError("params: model.quantiles must lie strictly between 0 and 1")
     _check_sweep(cfg.sweep)
+
+
+def _check_calendar(data: DataConfig) -> None:
+    """data.country is a two-letter code of the holidays package; data.events is 'auto' or distinct names.
+
+    Whether each event name is a holiday of the country is known only with the data's years: prepare
+    checks it when it builds the calendar (features.event_sources).
+    """
+    if not (len(data.country) == 2 and data.country in holidays.list_supported_countries()):
+        raise SalesjaxError(
+            f"params: 'data.country' {data.country!r} is not a two-letter country code of the holidays "
+            'package (e.g. AZ, AU); list them with: uv run python -c "import holidays; '
+            'print(sorted(c for c in holidays.list_supported_countries() if len(c) == 2))"'
+        )
+    if isinstance(data.events, str) and data.events != "auto":
+        raise SalesjaxError(
+            f"params: 'data.events' must be 'auto' or a list of event names, got {data.events!r}"
+        )
+    if not isinstance(data.events, str) and len(set(data.events)) != len(data.events):
+        raise SalesjaxError(f"params: 'data.events' lists an event twice: {list(data.events)}")
+
+
+def calendar_months(cfg: Config) -> tuple[pd.Period, pd.Period]:
+    """First and last month of the prepared calendar: model.context before the split, model.horizon after."""
+    train_start, _, _, test_end = cfg.split.months()
+    return train_start - cfg.model.context, test_end + cfg.model.horizon
 
 
 def _check_ranges(cfg: Config) -> None:

@@ -1,51 +1,78 @@
-"""Known-future monthly covariates: the season, working days and the Azerbaijani retail calendar.
+"""Known-future monthly covariates: the season, working days and a country's retail calendar.
 
 Every column is computable for any month from public calendars alone, so it is known in advance for the
-forecast months. Holidays come from the `holidays` package (Azerbaijan), which has Novruz and the two
-Bayrams on their real, moving dates.
+forecast months. Holidays come from the `holidays` package for `data.country`, with moving holidays
+(Novruz, the Bayrams, Easter) on their real dates; `data.events` names the retail events (see
+`event_sources`).
 """
 
 import dataclasses
 import datetime as dt
+import re
 from typing import NamedTuple
 
 import holidays
 import numpy as np
 import pandas as pd
 
-# Weekend days that were official working days (cabinet transfers) and that `holidays` does not list;
-# source: ../shared/calibration/FACTS.md, section 3.
-EXTRA_WORKING_DAYS = frozenset(
-    dt.date.fromisoformat(d)
-    for d in (
-        "2019-12-28",
-        "2019-12-29",
-        "2020-03-29",
-        "2020-05-31",
-        "2021-05-08",
-        "2021-05-16",
-        "2021-07-17",
+from salesjax.errors import SalesjaxError
+
+# Weekend days that were official working days (cabinet transfers) and that `holidays` does not list,
+# per country; source for AZ: ../shared/calibration/FACTS.md, section 3.
+EXTRA_WORKING_DAYS = {
+    "AZ": frozenset(
+        dt.date.fromisoformat(d)
+        for d in (
+            "2019-12-28",
+            "2019-12-29",
+            "2020-03-29",
+            "2020-05-31",
+            "2021-05-08",
+            "2021-05-16",
+            "2021-07-17",
+        )
     )
-)
-# Holiday names (as `holidays` spells them in en_US) that start a named shopping event.
+}
+BASE_FEATURES = ("month_sin", "month_cos", "days_in_month", "holidays", "working_days")
+RULES = ("black_friday", "school_start")  # built-in events, dated without the holiday calendar
+# `data.events: auto`: each country's named retail events, column -> a holiday name as `holidays` spells it
+# in en_US (shopping happens in the lead days before it) or a built-in rule. A country without an entry
+# gets GENERIC_EVENTS, less the holidays its calendar does not have.
 HOLIDAY_EVENTS = {
-    "novruz": "Spring Festival",
-    "ramazan": "Eid al-Fitr",
-    "gurban": "Eid al-Adha",
+    "AZ": {
+        "novruz": "Spring Festival",
+        "ramazan": "Eid al-Fitr",
+        "gurban": "Eid al-Adha",
+        "new_year": "New Year's Day",
+        "womens_day": "Women's Day",
+        "black_friday": "black_friday",
+        "school_start": "school_start",
+    },
+}
+GENERIC_EVENTS = {
     "new_year": "New Year's Day",
-    "womens_day": "Women's Day",
+    "christmas": "Christmas Day",
+    "black_friday": "black_friday",
+    "school_start": "school_start",
 }
 EVENT_LEAD_DAYS = 10  # gift and holiday shopping happens in the days before an event
-FEATURES = (
-    "month_sin",
-    "month_cos",
-    "days_in_month",
-    "holidays",
-    "working_days",
-    *HOLIDAY_EVENTS,
-    "black_friday",
-    "school_start",
-)
+BLACK_FRIDAY_DAYS = 3  # Black Friday's shopping: the Friday and the two days before it
+SCHOOL_START = (9, 15)  # (month, day) of the first school day in Azerbaijan (near it in much of the north)
+
+
+class CalendarSettings(NamedTuple):
+    """What a monthly calendar is made of: the country's holidays and its named events (their columns).
+
+    `events` is resolved (never "auto"): each name is a column of `event_sources`, so the same pair always
+    gives the same columns; a saved model records it to rebuild its input width.
+    """
+
+    country: str
+    events: tuple[str, ...]
+
+    def columns(self) -> tuple[str, ...]:
+        """The feature columns of `monthly_calendar`, in order."""
+        return (*BASE_FEATURES, *self.events)
 
 
 def black_friday(year: int) -> dt.date:
@@ -55,37 +82,114 @@ def black_friday(year: int) -> dt.date:
     return first_thursday + dt.timedelta(days=22)
 
 
-def _event_days(year_holidays: dict[dt.date, str], name: str) -> list[dt.date]:
+def event_column(name: str) -> str:
+    """A holiday name as a column: lower case, other characters as '_' ("New Year's Day": new_years_day)."""
+    return re.sub(r"[^0-9a-z]+", "_", name.lower().replace("'", "")).strip("_")
+
+
+def _years(start: pd.Period, end: pd.Period) -> range:
+    """The calendar years of `start`..`end` and their neighbours, so windows crossing a year are whole."""
+    return range(start.year - 1, end.year + 2)
+
+
+def country_holidays(country: str, years: range) -> holidays.HolidayBase:
+    """The public holidays of `country` in `years`, named in en_US where the package translates them."""
+    return holidays.country_holidays(country, years=years, language="en_US")
+
+
+def official_names(calendar: holidays.HolidayBase) -> dict[dt.date, frozenset[str]]:
+    """Each holiday's names ("A; B" on a shared day split), without the days off in lieu ("observed")."""
+    split = {
+        d: frozenset(n for n in names.split("; ") if "observed" not in n) for d, names in calendar.items()
+    }
+    return {d: names for d, names in split.items() if names}
+
+
+def event_sources(country: str, events: tuple[str, ...] | str, names: set[str]) -> dict[str, str]:
+    """Column -> holiday name or rule of each named event, given the holiday `names` the calendar has.
+
+    `events` is "auto" (the country's HOLIDAY_EVENTS, else GENERIC_EVENTS less the holidays not among
+    `names`) or a list of: a built-in rule (RULES), a column of the country's or the generic defaults, or
+    a holiday name (matched by its `event_column`). An unknown or repeated event is one SalesjaxError line.
+    """
+    defaults = HOLIDAY_EVENTS.get(country, GENERIC_EVENTS)
+    if events == "auto":
+        return {c: s for c, s in defaults.items() if s in RULES or s in names}
+    known = GENERIC_EVENTS | defaults | {event_column(n): n for n in names} | {r: r for r in RULES}
+    out = {}
+    for event in events:
+        column = event if event in known else event_column(event)
+        source = known.get(column)
+        if source is None or (source not in RULES and source not in names):
+            raise SalesjaxError(_unknown_event(event, country, names))
+        if column in out:
+            raise SalesjaxError(f"data.events: {event!r} names the event {column!r} twice")
+        out[column] = source
+    return out
+
+
+def _unknown_event(event: str, country: str, names: set[str]) -> str:
+    """The one-line error of an event name that `event_sources` cannot date."""
+    auto = ", ".join(event_sources(country, "auto", names))
+    return (
+        f"data.events: {event!r} is neither a built-in rule ({', '.join(RULES)}) nor a holiday of {country} "
+        f"in the data's years (en_US names: {', '.join(sorted(names))}); its 'auto' events are {auto}"
+    )
+
+
+def resolve_calendar(
+    start: pd.Period, end: pd.Period, country: str, events: tuple[str, ...] | str
+) -> CalendarSettings:
+    """`data.country` and `data.events` ("auto" resolved) for the calendar of months `start`..`end`."""
+    names = set().union(*official_names(country_holidays(country, _years(start, end))).values())
+    return CalendarSettings(country, tuple(event_sources(country, events, names)))
+
+
+def _event_days(official: dict[dt.date, frozenset[str]], name: str) -> list[dt.date]:
     """The shopping window of each occurrence of a holiday: the lead days plus its first day."""
     day = dt.timedelta(days=1)
-    starts = sorted(d for d, n in year_holidays.items() if n == name and year_holidays.get(d - day) != name)
+    starts = sorted(d for d, n in official.items() if name in n and name not in official.get(d - day, ()))
     return [s - dt.timedelta(days=k) for s in starts for k in range(EVENT_LEAD_DAYS + 1)]
 
 
-def daily_calendar(start: pd.Period, end: pd.Period) -> pd.DataFrame:
+def _rule_days(rule: str, years: range) -> list[dt.date]:
+    """The days of a built-in event: Black Friday's weekend, or the lead days before school starts."""
+    if rule == "black_friday":
+        return [black_friday(y) - dt.timedelta(days=k) for y in years for k in range(BLACK_FRIDAY_DAYS)]
+    school = [dt.date(y, *SCHOOL_START) for y in years]
+    return [d - dt.timedelta(days=k) for d in school for k in range(EVENT_LEAD_DAYS + 1)]
+
+
+def daily_calendar(
+    start: pd.Period, end: pd.Period, country: str, events: tuple[str, ...] | str
+) -> pd.DataFrame:
     """One row per day from the first day of `start` to the last of `end`: holiday, working day, events."""
     days = pd.date_range(start.start_time, end.end_time.normalize(), freq="D")
-    years = range(start.year - 1, end.year + 2)  # neighbours, so windows crossing a year boundary are whole
-    az = holidays.country_holidays("AZ", years=years, language="en_US")
-    official = {d: n for d, n in az.items() if "observed" not in n}
+    years = _years(start, end)
+    public = country_holidays(country, years)
+    official = official_names(public)
     dates = [d.date() for d in days]
     frame = pd.DataFrame(index=days)
-    holiday = np.array([d in az for d in dates])
-    transferred = np.array([d in EXTRA_WORKING_DAYS for d in dates])
+    holiday = np.array([d in public for d in dates])
+    transferred = np.array([d in EXTRA_WORKING_DAYS.get(country, ()) for d in dates])
     frame["holidays"] = holiday
     frame["working_days"] = ((days.day_of_week < 5) & ~holiday) | transferred
-    for event, name in HOLIDAY_EVENTS.items():
-        frame[event] = days.isin(pd.to_datetime(_event_days(official, name)))
-    fridays = [black_friday(y) - dt.timedelta(days=k) for y in years for k in range(3)]
-    frame["black_friday"] = days.isin(pd.to_datetime(fridays))
-    school = [dt.date(y, 9, 15) - dt.timedelta(days=k) for y in years for k in range(EVENT_LEAD_DAYS + 1)]
-    frame["school_start"] = days.isin(pd.to_datetime(school))
+    sources = event_sources(country, events, set().union(*official.values()))
+    for column, source in sources.items():
+        dated = _rule_days(source, years) if source in RULES else _event_days(official, source)
+        frame[column] = days.isin(pd.to_datetime(dated))
     return frame
 
 
-def monthly_calendar(start: pd.Period, end: pd.Period) -> pd.DataFrame:
-    """f32 features per month (rows: monthly periods `start`..`end`), each roughly in [-1, 1]."""
-    daily = daily_calendar(start, end)
+def monthly_calendar(
+    start: pd.Period, end: pd.Period, country: str, events: tuple[str, ...] | str
+) -> pd.DataFrame:
+    """f32 features per month (rows: monthly periods `start`..`end`), each roughly in [-1, 1].
+
+    Columns: `resolve_calendar(start, end, country, events).columns()`; an event's column is the share of
+    its shopping days that fall in the month (a rule's column is named after the rule).
+    """
+    daily = daily_calendar(start, end, country, events)
     per_month = daily.groupby(daily.index.to_period("M")).sum()
     months = pd.period_range(start, end, freq="M")
     out = pd.DataFrame(index=months)
@@ -94,11 +198,11 @@ def monthly_calendar(start: pd.Period, end: pd.Period) -> pd.DataFrame:
     out["days_in_month"] = (months.days_in_month - 30) / 2
     out["holidays"] = per_month["holidays"].to_numpy() / 5
     out["working_days"] = (per_month["working_days"].to_numpy() - 21) / 3
-    for event in (*HOLIDAY_EVENTS, "school_start"):
-        out[event] = per_month[event].to_numpy() / (EVENT_LEAD_DAYS + 1)
-    out["black_friday"] = per_month["black_friday"].to_numpy() / 3
+    for event in daily.columns.drop(["holidays", "working_days"]):
+        days = BLACK_FRIDAY_DAYS if event == "black_friday" else EVENT_LEAD_DAYS + 1
+        out[event] = per_month[event].to_numpy() / days
     out.index.name = "month"
-    return out[list(FEATURES)].astype(np.float32)
+    return out.astype(np.float32)
 
 
 SEASON = 12  # months in a year: the seasonal reference is the same month one year earlier
@@ -158,9 +262,9 @@ class Windows(NamedTuple):
     reference: np.ndarray  # f32[N,H] the forecast's reference, in level units
 
 
-def num_features() -> int:
-    """F: the width of `Windows.x`."""
-    return 7 + len(FEATURES) + 1
+def num_features(n_calendar: int) -> int:
+    """F: the width of `Windows.x` with `n_calendar` calendar columns (`monthly_calendar`'s)."""
+    return 7 + n_calendar + 1
 
 
 def window_level(values: np.ndarray, observed: np.ndarray, scaler: Scaler) -> np.ndarray:
@@ -265,7 +369,7 @@ def make_windows(
         np.broadcast_to(calendar[cols], (s, *cols.shape, calendar.shape[1])),
         np.broadcast_to(scaler.static()[:, None, None, :], (s, *cols.shape, 1)),
     ]
-    x = np.concatenate(parts, axis=-1).reshape(-1, width, num_features()).astype(np.float32)
+    x = np.concatenate(parts, axis=-1).reshape(-1, width, num_features(calendar.shape[1])).astype(np.float32)
     mask = a[..., context:].reshape(-1, horizon).astype(np.float32)
     y = (v[..., context:] / level[..., None] - ref).reshape(-1, horizon)
     series = np.repeat(np.arange(s, dtype=np.int32), len(origins))

@@ -8,7 +8,7 @@ import pandas as pd
 from flax import serialization
 
 from salesjax import artifacts, baselines, checkpoint, distributed, evaluate, features, plots, train
-from salesjax.config import Config, DataConfig, experiment_path
+from salesjax.config import Config, DataConfig, calendar_months, experiment_path
 from salesjax.data.panel import Panel, build_panel, monthly_revenue
 from salesjax.data.schema import (
     Validated,
@@ -27,7 +27,7 @@ REPORTS = Path("reports")
 BASELINES = ARTIFACTS / "baselines" / "forecasts.msgpack"
 TIMING = ARTIFACTS / "timing"  # wall times: git-ignored and not in dvc.yaml, so reruns leave dvc.lock alone
 PREPARE_REPORT = REPORTS / "prepare.json"
-QUANTILES = (0.1, 0.5, 0.9)  # of the baselines: the median and the 80% interval
+QUANTILES = (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95)  # of the baselines: the median, 50, 80, 90% intervals
 # metrics.json: a lean view for `dvc metrics diff` / `dvc exp show`; the full tables are the CSV files.
 HEADLINE_METRICS = {
     "store_category": ("mase", "wape", "relative_bias", "coverage_80", "crps_scaled"),
@@ -96,6 +96,7 @@ def prepare(cfg: Config) -> None:
     if data.counterfactual_path is not None:
         inputs["counterfactual"] = Path(data.counterfactual_path)
     _refuse_overwriting_inputs(inputs)
+    calendar = features.monthly_calendar(*calendar_months(cfg), data.country, data.events)  # checks events
     validated = {world: _validated(data, path) for world, path in inputs.items()}
     counts = {world: _row_counts(world, v, data.max_rejected_fraction) for world, v in validated.items()}
     quarantine = pd.concat([v.quarantined.assign(world=w) for w, v in validated.items()], ignore_index=True)
@@ -107,8 +108,6 @@ def prepare(cfg: Config) -> None:
         explicit_zeros=data.format == "transactions",
         context=cfg.model.context,
     )
-    train_start, _, _, test_end = cfg.split.months()
-    calendar = features.monthly_calendar(train_start - cfg.model.context, test_end + cfg.model.horizon)
     PREPARED.mkdir(parents=True, exist_ok=True)
     panel.to_parquet(PREPARED / "panel.parquet", index=False)
     calendar.reset_index().assign(month=lambda f: f["month"].astype(str)).to_parquet(
@@ -186,6 +185,17 @@ def _curves(fits: dict[str, train.Trained]) -> pd.DataFrame:
     return curves.rename_axis("epoch").reset_index().assign(epoch=lambda f: f["epoch"] + 1)
 
 
+def _calendar_settings(cfg: Config, calendar: np.ndarray) -> features.CalendarSettings:
+    """data.country and data.events as a model records them, checked against the prepared calendar's width."""
+    settings = features.resolve_calendar(*calendar_months(cfg), cfg.data.country, cfg.data.events)
+    if len(settings.columns()) != calendar.shape[1]:
+        raise SalesjaxError(
+            f"{PREPARED / 'calendar.parquet'}: prepared for another data.country or data.events; "
+            "run `dvc repro prepare`"
+        )
+    return settings
+
+
 def run_train(cfg: Config, experiment: str | None = None) -> None:
     """Train the single LSTM (K=1) and its seed ensemble (K members, one vmapped program).
 
@@ -194,6 +204,7 @@ def run_train(cfg: Config, experiment: str | None = None) -> None:
     reports/train_<name>. Wall times go to artifacts/timing/<stage>.json, outside DVC's view.
     """
     panel, calendar = load_prepared(cfg)
+    settings = _calendar_settings(cfg, calendar)
     history, available = training_history(cfg, panel)
     num_ids = (len(panel.stores), len(panel.categories))
     args = (history, available, calendar, panel.store, panel.category, num_ids, cfg.model, cfg.train)
@@ -206,7 +217,7 @@ def run_train(cfg: Config, experiment: str | None = None) -> None:
     if not distributed.is_main():
         return
     for name, trained in fits.items():
-        checkpoint.save_forecaster(trained, cfg.model, runs[name], num_ids, MODELS / name)
+        checkpoint.save_forecaster(trained, cfg.model, settings, runs[name], num_ids, MODELS / name)
     reports = REPORTS / ("train" if experiment is None else f"train_{experiment}")
     write_json({name: _training_report(t) for name, t in fits.items()}, reports / "metrics.json")
     timing = {

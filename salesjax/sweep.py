@@ -56,7 +56,7 @@ def run_sweep(cfg: Config) -> None:
         history, available, calendar, panel.store, panel.category, cfg.model, cfg.train.validation_months
     )
     members = grid(cfg.sweep)
-    shapes = (features.num_features(), len(panel.stores), len(panel.categories))
+    shapes = (features.num_features(calendar.shape[1]), len(panel.stores), len(panel.categories))
     start = time.perf_counter()
     result = train.fit(
         cfg.model,

@@ -395,7 +395,7 @@ def train_forecaster(
     th, hold = history.shape[1], cfg.validation_months
     if th - hold < 2:
         raise SalesjaxError(f"{th} training months leave too few for train.validation_months={hold}")
-    shapes = (num_features(), *num_ids)
+    shapes = (num_features(calendar.shape[1]), *num_ids)
     fit_windows, hold_out = validation_windows(history, available, calendar, store, category, model_cfg, hold)
     validation = fit(model_cfg, cfg, fit_windows, shapes, seeds, val=hold_out, label="validation fit")
     scaler = Scaler.fit(history, available, model_cfg.reference)

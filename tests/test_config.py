@@ -10,7 +10,7 @@ from salesjax.errors import SalesjaxError
 
 def test_repository_params_and_experiments_load():
     cfg = load_config(ROOT / "params.yaml")
-    assert cfg.model.quantiles == (0.1, 0.5, 0.9)
+    assert cfg.model.quantiles == (0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95)
     assert cfg.split.train_end == "2019-12"
 
 
@@ -61,6 +61,14 @@ def test_merge_is_deep():
             "'data.date_format' '%Q' is not a strptime date format",
         ),
         (lambda p: p["data"].update(min_year=2100, max_year=2000), "min_year must not exceed data.max_year"),
+        (
+            lambda p: p["data"].update(country="XX"),
+            "'data.country' 'XX' is not a two-letter country code of the holidays package.*"
+            "holidays.list_supported_countries",
+        ),
+        (lambda p: p["data"].update(country="AZE"), "'data.country' 'AZE' is not a two-letter"),
+        (lambda p: p["data"].update(events="all"), "'data.events' must be 'auto' or a list of event names"),
+        (lambda p: p["data"].update(events=["novruz", "novruz"]), "'data.events' lists an event twice"),
     ],
 )
 def test_bad_params_fail_with_one_line(change, message):

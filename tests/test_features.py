@@ -1,17 +1,21 @@
 """Calendar covariates, per-series scaling and windows."""
 
 import datetime as dt
+import re
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from salesjax import features
+from salesjax.errors import SalesjaxError
+
+N_CALENDAR = 3  # calendar columns of the synthetic calendars of the window tests (any width works)
 
 
-def calendar(start="2018-01", end="2021-12"):
-    """Monthly calendar features indexed by 'YYYY-MM'."""
-    cal = features.monthly_calendar(pd.Period(start, "M"), pd.Period(end, "M"))
+def calendar(start="2018-01", end="2021-12", country="AZ", events="auto"):
+    """Monthly calendar features indexed by 'YYYY-MM' (params.yaml's AZ default unless told)."""
+    cal = features.monthly_calendar(pd.Period(start, "M"), pd.Period(end, "M"), country, events)
     return cal.set_axis(cal.index.astype(str))
 
 
@@ -27,6 +31,66 @@ def test_moving_holidays_land_in_their_real_months():
     assert (cal.loc[["2018-03", "2019-03", "2020-03"], "novruz"] == 1.0).all()
 
 
+def test_the_az_default_is_the_azerbaijani_retail_calendar():
+    events = ["novruz", "ramazan", "gurban", "new_year", "womens_day", "black_friday", "school_start"]
+    assert calendar().columns.tolist() == [*features.BASE_FEATURES, *events]
+    assert calendar(events=events).equals(calendar())  # the defaults by name: the same columns and values
+
+
+def test_another_country_gets_its_holidays_and_not_the_azerbaijani_ones():
+    au = calendar(country="AU")
+    assert au.columns.tolist() == [
+        *features.BASE_FEATURES,
+        "new_year",
+        "christmas",
+        "black_friday",
+        "school_start",
+    ]
+    # January 2019: New Year's Day, Australia Day (Saturday 26th); April: Good Friday, Easter Monday, Anzac
+    # Day (Thursday 25th), three weekdays off. AZ has none of these, and Novruz (20-24 March) only AZ has.
+    assert au.loc["2019-01", "holidays"] == pytest.approx(2 / 5)
+    assert au.loc["2019-04", "holidays"] == pytest.approx(3 / 5)
+    assert au.loc["2019-04", "working_days"] == pytest.approx((22 - 3 - 21) / 3)
+    assert au.loc["2019-03", "holidays"] == 0 and calendar().loc["2019-03", "holidays"] > 0
+    assert calendar().loc["2019-04", "holidays"] == 0
+
+
+def test_transferred_working_days_are_azerbaijans_only():
+    march = pd.Period("2020-03", "M")
+    assert not features.daily_calendar(march, march, "AU", "auto").loc["2020-03-29", "working_days"]
+
+
+def test_events_are_rules_default_columns_or_holiday_names():
+    au = calendar(country="AU", events=["Anzac Day", "australia_day", "Black Friday", "christmas"])
+    assert au.columns[len(features.BASE_FEATURES) :].tolist() == [
+        "anzac_day",
+        "australia_day",
+        "black_friday",
+        "christmas",
+    ]
+    assert au.loc["2019-04", "anzac_day"] == 1.0 and au.loc["2019-01", "australia_day"] == 1.0
+    assert au.loc["2019-11", "black_friday"] == 1.0 and au.loc["2019-12", "christmas"] == 1.0
+    assert au.loc["2019-03"].iloc[len(features.BASE_FEATURES) :].sum() == 0
+
+
+@pytest.mark.parametrize(
+    ("country", "events", "message"),
+    [
+        (
+            "AU",
+            ["novruz"],
+            "'novruz' is neither a built-in rule (black_friday, school_start) nor a holiday of AU",
+        ),
+        ("AZ", ["Christmas Day"], "'Christmas Day' is neither"),
+        ("AZ", ["Black Friday", "black_friday"], "names the event 'black_friday' twice"),
+    ],
+)
+def test_an_unknown_or_repeated_event_is_one_line(country, events, message):
+    with pytest.raises(SalesjaxError, match=re.escape(message)) as info:
+        calendar(country=country, events=events)
+    assert "\n" not in str(info.value)
+
+
 def test_black_friday_follows_the_fourth_thursday():
     assert [features.black_friday(y) for y in (2018, 2019, 2020)] == [
         dt.date(2018, 11, 23),
@@ -36,7 +100,7 @@ def test_black_friday_follows_the_fourth_thursday():
 
 
 def test_working_days_count_holidays_and_transfers():
-    daily = features.daily_calendar(pd.Period("2020-03", "M"), pd.Period("2020-03", "M"))
+    daily = features.daily_calendar(pd.Period("2020-03", "M"), pd.Period("2020-03", "M"), "AZ", "auto")
     # March 2020: 22 weekdays; holidays on weekdays: 9 (8 March observed), 20, 23-27 (Novruz + observed
     # + the day off moved from Sunday 29 March) = 7; Sunday 29 March was a working day.
     assert daily["working_days"].sum() == 22 - 7 + 1
@@ -57,7 +121,7 @@ def windows():
     history = np.arange(16, dtype=float).reshape(2, 8) + 1
     available = np.ones_like(history, bool)
     available[1, :3] = False
-    cal = np.tile(np.arange(3 + 8 + 2, dtype=np.float32)[:, None], (1, len(features.FEATURES)))
+    cal = np.tile(np.arange(3 + 8 + 2, dtype=np.float32)[:, None], (1, N_CALENDAR))
     scaler = features.Scaler.fit(history, available)
     out = features.make_windows(
         history,
@@ -76,7 +140,7 @@ def windows():
 
 def test_windows_have_the_right_shapes_values_and_masks(windows):
     history, scaler, w = windows
-    assert w.x.shape == (16, 5, features.num_features())
+    assert w.x.shape == (16, 5, features.num_features(N_CALENDAR))
     assert w.y.shape == w.mask.shape == (16, 2)
     first = w.x[0]  # series 0, origin 1: context months -2..0, horizon months 1..2
     np.testing.assert_allclose(first[:, 0], [0, 0, history[0, 0] / scaler.scale[0], 0, 0], rtol=1e-6)
@@ -103,7 +167,7 @@ def test_late_series_context_is_padded_and_flagged(windows):
 def test_training_windows_need_a_target_and_an_observed_context():
     history = np.ones((1, 6))
     available = np.array([[False, False, True, True, True, True]])
-    cal = np.zeros((2 + 6 + 2, len(features.FEATURES)), np.float32)
+    cal = np.zeros((2 + 6 + 2, N_CALENDAR), np.float32)
     w = features.make_windows(
         history,
         available,
@@ -122,7 +186,7 @@ def test_training_windows_need_a_target_and_an_observed_context():
 
 def _seasonal_windows(history: np.ndarray, available: np.ndarray, store: np.ndarray) -> features.Windows:
     """Windows at the origin right after `history` (f[S,T]), context 12, horizon 2, seasonal reference."""
-    cal = np.zeros((12 + history.shape[1] + 2, len(features.FEATURES)), np.float32)
+    cal = np.zeros((12 + history.shape[1] + 2, N_CALENDAR), np.float32)
     scaler = features.Scaler.fit(history, available, "seasonal")
     ids = np.zeros(len(history), int)
     origin = np.array([history.shape[1]])

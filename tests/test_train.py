@@ -23,7 +23,10 @@ def tiny_arrays(config):
     history = wide.to_numpy()[:, :TRAIN_MONTHS]
     start = pd.Period("2018-01", "M")
     calendar = features.monthly_calendar(
-        start - config.model.context, start + TRAIN_MONTHS + config.model.horizon
+        start - config.model.context,
+        start + TRAIN_MONTHS + config.model.horizon,
+        config.data.country,
+        config.data.events,
     ).to_numpy()
     num_ids = (int(store.max()) + 1, int(category.max()) + 1)
     return history, np.ones_like(history, bool), calendar, store, category, num_ids
@@ -44,7 +47,7 @@ def tiny_windows(config):
         horizon=config.model.horizon,
         require_target=True,
     )
-    return windows, (features.num_features(), *num_ids)
+    return windows, (features.num_features(calendar.shape[1]), *num_ids)
 
 
 def leaves(params):
@@ -147,12 +150,12 @@ def test_future_covariates_reach_every_horizon_step(config):
     trained = train.train_forecaster(
         history, available, calendar, store, category, num_ids, config.model, config.train, [0]
     )
-    graphdef, _ = train.init_members(config.model, (features.num_features(), *num_ids), [0])
+    graphdef, _ = train.init_members(config.model, (features.num_features(calendar.shape[1]), *num_ids), [0])
     base = train.forecast(
         graphdef, trained.params, trained.scaler, history, available, calendar, store, category, config.model
     ).values
     assert np.isfinite(base).all() and (base >= 0).all()  # revenue: level x (reference + output), >= 0
-    holiday = features.FEATURES.index("holidays")
+    holiday = features.BASE_FEATURES.index("holidays")
     for h in range(config.model.horizon):
         changed = calendar.copy()
         changed[config.model.context + TRAIN_MONTHS + h, holiday] += 2.0
@@ -178,4 +181,5 @@ def test_training_calibrates_every_upper_level_and_keeps_the_point(config):
     trained = train.train_forecaster(history, available, calendar, *args)
     assert set(trained.calibration) == {"total", "store", "category"}
     for offsets in trained.calibration.values():
-        assert offsets[1] == 0.0 and offsets == sorted(offsets) and offsets[0] < 0 < offsets[2]
+        assert offsets[config.model.quantiles.index(0.5)] == 0.0  # the point forecast stays
+        assert offsets == sorted(offsets) and offsets[0] < 0 < offsets[-1]
