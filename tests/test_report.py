@@ -11,6 +11,7 @@ import pytest
 from conftest import tiny_params
 
 import salesjax.report
+from salesjax import plots
 from salesjax.config import parse_config
 from salesjax.errors import SalesjaxError
 from salesjax.report.html import to_html
@@ -188,6 +189,23 @@ def write_tree(root, metrics: dict, counterfactual: bool = True) -> None:
         root / "reports" / "train_thesis" / "metrics.json",
     )
     _write_json({"thesis_k1_seconds": 5.0}, root / "artifacts" / "timing" / "train_thesis.json")
+    backtest = {
+        m: {
+            "mase": 1.0 + k / 10,
+            "mase_store": 0.9 + k / 10,
+            "mase_category": 1.1,
+            "mase_total": 2.0 - k / 10,
+        }
+        | {"relative_bias_total": 0.01 * k, "coverage_80": 0.8}
+        for k, m in enumerate(MODELS)
+    }
+    _write_json({"observed": {"mean": backtest}}, root / "reports" / "backtest.json")
+    member = {"learning_rate": 1e-3, "weight_decay": 1e-2, "seed": 0, "val_loss": 0.2, "epoch": 4}
+    sweep = {"members": {"member_0": member}, "chosen": {"member": 0} | member}
+    _write_json(sweep, root / "reports" / "sweep.json")
+    for world in worlds:
+        plots.calibration(_levels(metrics), "lstm_ensemble", world, evaluation / f"calibration_{world}.png")
+    plots.save(plots.plt.figure(), root / "reports" / "backtest" / "error_by_origin.png")
     pd.DataFrame({"epoch": [1, 2], "thesis_train": [0.9, 0.5], "thesis_val": [0.8, 0.6]}).to_csv(
         root / "reports" / "train_thesis" / "curves.csv", index=False
     )
@@ -219,7 +237,7 @@ def _outputs(root) -> dict[str, bytes]:
 def test_report_contents(tree):
     """Every model is in the comparison table and the MASE sentences are right in both directions."""
     md = (tree / "reports" / "report.md").read_text()
-    comparison = md.split("## Comparison with the baselines")[1].split("## Other levels")[0]
+    comparison = md.split("## Comparison with the baselines")[1].split("## Every level")[0]
     for model in MODELS:
         assert len(re.findall(rf"^\| {model} \|", comparison, flags=re.M)) == 2  # one row per world
     assert (
@@ -232,6 +250,14 @@ def test_report_contents(tree):
     )
     assert "| lstm_ensemble | 101 | 151 | **0.800** |" in comparison  # best MASE on observed is bold
     assert len(list((tree / "reports" / "figures").glob("*.png"))) == 9
+    backtest = md.split("## Rolling-origin backtest")[1].split("## Hyperparameter sweep")[0]
+    for model in MODELS:
+        assert len(re.findall(rf"^\| {model} \|", backtest, flags=re.M)) == 1
+    assert (
+        "- total: On observed the backtest (mean over origins) the LSTM ensemble's MASE (1.900) is NOT" in md
+    )
+    assert "![Calibration against the counterfactual actuals](evaluate/calibration_counterfactual.png)" in md
+    assert "Lowest hold-out loss: member 0 (learning rate 0.001, weight decay 0.01)" in md
 
 
 def test_html_is_self_contained(tree):
@@ -240,7 +266,7 @@ def test_html_is_self_contained(tree):
     md = (tree / "reports" / "report.md").read_text()
     assert "http://" not in page and "https://" not in page and "<script" not in page.lower()
     sources = re.findall(r'<img [^>]*src="([^"]*)"', page)
-    assert len(sources) == md.count("![") == 9
+    assert len(sources) == md.count("![") == 9 + 2 + 1  # figures, calibration per world, backtest
     assert all(s.startswith("data:image/png;base64,") for s in sources)
     assert "<table>" in page and "<strong>0.800</strong>" in page
 
@@ -340,7 +366,9 @@ def test_html_has_the_markdowns_headings_and_tables(tree):
         assert f"<h{len(hashes)}>{text}</h{len(hashes)}>" in page
     table_lines = re.findall(r"^\|.*\|$", md, flags=re.M)
     delimiters = [line for line in table_lines if re.fullmatch(r"\|(:?-+:?\|)+", line)]
-    assert page.count("<table>") == page.count("</table>") == len(delimiters) == 11
+    assert (
+        page.count("<table>") == page.count("</table>") == len(delimiters) == 11 + 2 + 1 + 1
+    )  # + calibration, backtest, sweep
     assert page.count("<tr>") == len(table_lines) - len(delimiters)
     assert page.count("<thead>") == len(delimiters)
 

@@ -23,6 +23,8 @@ class Inputs(NamedTuple):
     prepare: dict
     training: dict  # fit name -> {train_loss, val_loss, epochs}
     curves: dict  # fit name -> frame of epoch, train, val
+    backtest: dict  # world -> {"mean": {model: metrics}}
+    sweep: dict  # the sweep's members and the chosen one
 
 
 def _json(path: Path, stage: str) -> dict:
@@ -83,4 +85,6 @@ def load_inputs() -> Inputs:
         prepare=_json(REPORTS / "prepare.json", "prepare"),
         training={k: v for d, st in fits.items() for k, v in _optional_json(d / "metrics.json", st).items()},
         curves={k: v for d, st in fits.items() for k, v in _curves(d / "curves.csv", st).items()},
+        backtest=_json(REPORTS / "backtest.json", "backtest"),
+        sweep=_json(REPORTS / "sweep.json", "sweep"),
     )

@@ -9,19 +9,30 @@ from salesjax.report.opening import mase_sentence, section_data, section_method,
 from salesjax.report.tables import METRICS, fmt, marked_table, table
 from salesjax.report.view import View, period_label
 
-LEVEL_COLUMNS = [("total", "mae"), ("total", "mase"), ("total", "wape")] + [
-    (level, m) for level in ("store", "category") for m in ("mase", "wape")
-]
+LEVELS = ("store_category", "store", "category", "total")
+BOTTOM_COLUMNS = ("mae", "rmse", "mase", "wape", "relative_bias", "crps_scaled", "coverage_80")
 TOP_GAP, TOP_FINDINGS = 5, 5
+AGGREGATION = (
+    "Every model's store, category and company forecasts are sums of its store x category median "
+    "forecasts (bottom-up), so the levels add up exactly. The LSTMs' intervals at those levels are "
+    "calibrated on their hold-out errors (split conformal, `salesjax/calibration.py`); the baselines' are "
+    "the sums of their series' quantiles, which is too wide unless the series' errors move together."
+)
 
 
-def _metric_rows(table_: dict, models: list[str]) -> tuple[list[str], list[tuple[str, str, list[float]]]]:
-    """Models present and the headline metric columns of one world's metrics.json entry."""
-    names = [m for m in models if m in table_] + [m for m in table_ if m not in models]
-    columns = [
-        (title, key, [table_[n].get(key, np.nan) for n in names]) for key, (title, _, _) in METRICS.items()
+def level_table(levels: pd.DataFrame, world: str, level: str) -> dict[str, dict[str, float]]:
+    """{model: {metric: value}} of one level and world from levels.csv rows."""
+    rows = levels[(levels["target"] == world) & (levels["level"] == level)]
+    return {str(r.pop("model")): r for r in rows.drop(columns=["level", "target"]).to_dict("records")}
+
+
+def _columns(tables: dict, names: list[str], keys) -> list[tuple[str, str, list[float]]]:
+    """(title, metric, values) per (level, metric) of `keys`, for the models `names`."""
+    return [
+        (f"{level} {METRICS[k][0]}" if level != "store_category" else METRICS[k][0], k, values)
+        for level, k in keys
+        if np.isfinite(values := [tables[level].get(n, {}).get(k, np.nan) for n in names]).any()
     ]
-    return names, columns
 
 
 def section_comparison(inputs: Inputs, view: View) -> list[str]:
@@ -29,40 +40,119 @@ def section_comparison(inputs: Inputs, view: View) -> list[str]:
     period = period_label(view.cfg)
     lines = ["## Comparison with the baselines (store x category)", ""]
     lines += [
-        "MAE, RMSE, bias and pinball in AZN per store x category month; MASE, WAPE and coverage are ratios; "
-        "sMAPE in percent (0..200). Best value per column in bold (bias: closest to 0; coverage 80%: closest "
-        "to 0.800). A model with a single quantile has no pinball or coverage.",
+        "MAE and RMSE in AZN per store x category month; MASE, WAPE, scaled CRPS and coverage are ratios, "
+        "relative bias a share of the actual revenue. Best value per column in bold (bias: closest to 0; "
+        "coverage: closest to nominal). A model with a single quantile has no CRPS or coverage.",
         "",
     ]
     for world in view.worlds:
-        table_ = inputs.metrics.get(world, {})
-        names, columns = _metric_rows(table_, view.models)
+        bottom = level_table(inputs.levels, world, "store_category")
+        names = [m for m in view.models if m in bottom]
+        columns = _columns({"store_category": bottom}, names, [("store_category", k) for k in BOTTOM_COLUMNS])
         lines += [f"### Against the {world} actuals", ""]
         lines += marked_table("model", names, columns) + [""]
-        lines += [mase_sentence(world, period, table_, view.headline), ""]
+        lines += [mase_sentence(world, period, bottom, view.headline), ""]
     return lines
 
 
+def level_lines(tables: dict, names: list[str], world: str, period: str, headline: str) -> list[str]:
+    """The MASE-at-every-level table of one world and a sentence per level saying who wins."""
+    keys = [(level, "mase") for level in LEVELS] + [("total", "relative_bias")]
+    keys += [(level, "coverage_80") for level in LEVELS] + [("total", "crps_scaled")]
+    lines = marked_table("model", names, _columns(tables, names, keys)) + [""]
+    for level in LEVELS:
+        sentence = mase_sentence(world, period, tables[level], headline)
+        lines.append(f"- {level.replace('_', ' x ')}: {sentence}")
+    return lines + [""]
+
+
 def section_levels(inputs: Inputs, view: View) -> list[str]:
-    """Total, store and category metrics in one compact table per world."""
-    lines = ["## Other levels (total, store, category)", ""]
+    """MASE at every level, the total's bias and every level's coverage, one table per world."""
+    lines = ["## Every level of the hierarchy", "", AGGREGATION, ""]
+    lines += ["MASE uses each level's own summed training history.", ""]
+    period = period_label(view.cfg)
+    for world in view.worlds:
+        tables = {level: level_table(inputs.levels, world, level) for level in LEVELS}
+        names = [m for m in view.models if m in tables["total"]]
+        lines += [f"### Against the {world} actuals", ""]
+        lines += level_lines(tables, names, world, period, view.headline)
+    return lines
+
+
+def section_calibration(inputs: Inputs, view: View) -> list[str]:
+    """Empirical against nominal coverage of the headline model's intervals, per level and world."""
+    lines = ["## Calibration of the intervals", ""]
     lines += [
-        "Forecasts and actuals summed to each level; MASE uses that level's own summed training history. "
-        "Total MAE in AZN per month.",
+        f"The share of months inside {view.headline}'s central 50%, 80% and 90% intervals, per level. "
+        "The store x category intervals are the model's own quantiles; the upper levels' are calibrated "
+        "on the hold-out (see above).",
         "",
     ]
     for world in view.worlds:
-        rows = inputs.levels[inputs.levels["target"] == world].set_index(["level", "model"])
-        names = [m for m in view.models if ("total", m) in rows.index]
-        columns = [
-            (
-                f"{level} {METRICS[k][0]}",
-                k,
-                [rows.loc[(level, m), k] if (level, m) in rows.index else np.nan for m in names],
-            )
-            for level, k in LEVEL_COLUMNS
-        ]
-        lines += [f"### Against the {world} actuals", ""] + marked_table("model", names, columns) + [""]
+        tables = {level: level_table(inputs.levels, world, level) for level in LEVELS}
+        keys = [(level, k) for level in LEVELS for k in ("coverage_50", "coverage_80", "coverage_90")]
+        lines += [f"### Against the {world} actuals", ""]
+        lines += marked_table("model", [view.headline], _columns(tables, [view.headline], keys)) + [""]
+        lines += [f"![Calibration against the {world} actuals](evaluate/calibration_{world}.png)", ""]
+    return lines
+
+
+def headline_tables(headline: dict) -> dict[str, dict[str, dict[str, float]]]:
+    """Per level, {model: {metric: value}} from headline metrics named `metric` or `metric_<level>`."""
+    out: dict[str, dict[str, dict[str, float]]] = {level: {} for level in LEVELS}
+    for model, values in headline.items():
+        for key, value in values.items():
+            level = next((lv for lv in LEVELS[1:] if key.endswith(f"_{lv}")), "store_category")
+            metric = key.removesuffix(f"_{level}")
+            out[level].setdefault(model, {})[metric] = value
+    return out
+
+
+def section_backtest(inputs: Inputs, view: View) -> list[str]:
+    """The rolling-origin backtest: every model's mean over the origins at every level."""
+    origins = ", ".join(view.cfg.backtest.origins)
+    lines = ["## Rolling-origin backtest", ""]
+    lines += [
+        f"Every forecaster refitted on the months before each origin ({origins}) and scored on the "
+        f"{view.cfg.model.horizon} months after it (cut at the end of the test period); the means over "
+        "the origins. The counterfactual world is scored where it differs from the observed one, and "
+        "takes the observed scores at the origins where the two are the same world.",
+        "",
+    ]
+    for world, result in inputs.backtest.items():
+        tables = headline_tables(result["mean"])
+        names = [m for m in view.models if m in result["mean"]]
+        lines += [f"### Against the {world} actuals", ""]
+        lines += level_lines(tables, names, world, "the backtest (mean over origins)", view.headline)
+    lines += ["![MASE per origin](backtest/error_by_origin.png)", ""]
+    return lines
+
+
+def section_sweep(inputs: Inputs, view: View) -> list[str]:
+    """The learning-rate x weight-decay x seed grid, scored on the validation hold-out."""
+    members = inputs.sweep.get("members", {})
+    if not members:
+        return []
+    lines = ["## Hyperparameter sweep", ""]
+    lines += [
+        "One vmapped program trains the grid on the months before the validation hold-out; each member "
+        "keeps its best hold-out epoch. Chosen on the hold-out only, never on the test months.",
+        "",
+    ]
+    header = ["member", "learning rate", "weight decay", "seed", "hold-out loss", "epoch"]
+    rows = [
+        [name, f"{m['learning_rate']:g}", f"{m['weight_decay']:g}", str(m["seed"]), f"{m['val_loss']:.4f}"]
+        + [str(m["epoch"])]
+        for name, m in members.items()
+    ]
+    chosen = inputs.sweep["chosen"]
+    lines += table(header, rows) + [""]
+    lines += [
+        f"Lowest hold-out loss: member {chosen['member']} (learning rate {chosen['learning_rate']:g}, "
+        f"weight decay {chosen['weight_decay']:g}); the defaults are learning rate "
+        f"{view.cfg.train.learning_rate:g}, weight decay {view.cfg.train.weight_decay:g}.",
+        "",
+    ]
     return lines
 
 
@@ -210,6 +300,9 @@ def build_markdown(inputs: Inputs, view: View, figures: list[str]) -> str:
         section_method,
         section_comparison,
         section_levels,
+        section_calibration,
+        section_backtest,
+        section_sweep,
         section_gap,
     )
     lines = [line for section in sections for line in section(inputs, view)]

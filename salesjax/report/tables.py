@@ -10,7 +10,11 @@ METRICS = {  # column title, number format, how "best" is judged
     "smape": ("sMAPE %", "2dp", "min"),
     "bias": ("bias", "azn", "zero"),
     "pinball": ("pinball", "azn", "min"),
+    "relative_bias": ("relative bias", "share", "zero"),
+    "crps_scaled": ("scaled CRPS", "ratio", "min"),
+    "coverage_50": ("coverage 50%", "ratio", "0.5"),
     "coverage_80": ("coverage 80%", "ratio", "0.8"),
+    "coverage_90": ("coverage 90%", "ratio", "0.9"),
 }
 
 
@@ -38,9 +42,11 @@ def table(header: list[str], rows: list[list[str]], align: str = "") -> list[str
 
 
 def _badness(metric: str, value: float) -> float:
-    """How far a metric value is from ideal: the value, |bias|, or |coverage - 0.8|."""
+    """How far a metric value is from ideal: the value, |bias|, or |coverage - nominal|."""
     rule = METRICS[metric][2]
-    return abs(value) if rule == "zero" else abs(value - 0.8) if rule == "0.8" else value
+    if rule == "min":
+        return value
+    return abs(value) if rule == "zero" else abs(value - float(rule))
 
 
 def marked(values: list[float], metric: str) -> list[str]:
