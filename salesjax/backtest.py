@@ -27,6 +27,7 @@ Two DVC stages, so that each is rerun only by what it depends on:
 """
 
 import dataclasses
+import logging
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -43,6 +44,8 @@ from salesjax.data.panel import Panel
 from salesjax.errors import SalesjaxError
 from salesjax.plots import colour, save  # importing plots selects the Agg backend
 from salesjax.stages import ARTIFACTS, BASELINES, QUANTILES, REPORTS, load_prepared, write_json
+
+logger = logging.getLogger(__name__)
 
 METRICS = ("mae", "rmse", "mase", "wape", "smape", "bias")
 OUT = REPORTS / "backtest"
@@ -110,11 +113,11 @@ def reuses_evaluation(split: SplitConfig, origin: Origin) -> bool:
 def _fit_or_reuse(cfg: Config, panel: Panel, origin: Origin) -> dict[str, np.ndarray]:
     """One origin's baseline forecasts: the evaluation's saved fit where it is the same fit, else fitted."""
     if reuses_evaluation(cfg.split, origin):
-        print(f"backtest-baselines: origin {origin.label} taken from {BASELINES}")
+        logger.info(f"backtest-baselines: origin {origin.label} taken from {BASELINES}")
         return artifacts.read(BASELINES, "baselines", _restore)
     start = time.perf_counter()
     fit = origin_baselines(cfg, panel, origin)
-    print(f"backtest-baselines: origin {origin.label} fitted in {time.perf_counter() - start:.1f} s")
+    logger.info(f"backtest-baselines: origin {origin.label} fitted in {time.perf_counter() - start:.1f} s")
     return fit
 
 
@@ -249,7 +252,7 @@ def run_backtest(cfg: Config) -> None:
         history, available = training_months(cfg, panel, origin)
         forecasts = lstm_forecasts(cfg, panel, calendar, history, available, origin.stop - origin.start)
         tables.append(score(cfg, panel, origin, forecasts | saved_baselines(origin)))
-        print(f"backtest: LSTMs at origin {origin.label} in {time.perf_counter() - start:.1f} s")
+        logger.info(f"backtest: LSTMs at origin {origin.label} in {time.perf_counter() - start:.1f} s")
     table = pd.concat(tables, ignore_index=True)
     OUT.mkdir(parents=True, exist_ok=True)
     table.to_csv(OUT / "metrics.csv", index=False, float_format="%.6g")
@@ -257,4 +260,5 @@ def run_backtest(cfg: Config) -> None:
     write_json(results, REPORTS / "backtest.json")
     error_by_origin(table, OUT / "error_by_origin.png")
     for origin, models in results["origins"].items():
-        print(f"backtest {origin}: " + ", ".join(f"{m} MASE {v['mase']:.3f}" for m, v in models.items()))
+        mase = ", ".join(f"{m} MASE {v['mase']:.3f}" for m, v in models.items())
+        logger.info(f"backtest {origin}: {mase}")

@@ -10,6 +10,7 @@ Given the same inputs, every output is the same bytes.
 import base64
 import html
 import json
+import logging
 import re
 from pathlib import Path
 from typing import NamedTuple
@@ -21,6 +22,8 @@ import yaml
 from salesjax import artifacts, plots
 from salesjax.config import Config, experiment_path
 from salesjax.stages import ARTIFACTS, PREPARED, REPORTS
+
+logger = logging.getLogger(__name__)
 
 FIGURES = REPORTS / "figures"
 PLOTS = REPORTS / "plots"
@@ -852,4 +855,4 @@ def run_report(cfg: Config) -> None:
     markdown = build_markdown(inputs, view, figures)
     (REPORTS / "report.md").write_text(markdown)
     (REPORTS / "report.html").write_text(to_html(markdown, REPORTS))
-    print(f"report: {len(figures)} figures, {REPORTS / 'report.md'}, {REPORTS / 'report.html'}")
+    logger.info(f"report: {len(figures)} figures, {REPORTS / 'report.md'}, {REPORTS / 'report.html'}")

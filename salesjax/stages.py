@@ -114,7 +114,7 @@ def prepare(cfg: Config) -> None:
     )
     write_table(quarantine.astype(str), PREPARED / "quarantine.parquet")
     write_json(counts | {"panel": series}, PREPARE_REPORT)
-    print(f"prepare: {series['series']} series x {panel['month'].nunique()} months; rows {counts}")
+    logger.info(f"prepare: {series['series']} series x {panel['month'].nunique()} months; rows {counts}")
 
 
 def load_prepared(cfg: Config) -> tuple[Panel, np.ndarray]:
@@ -225,12 +225,15 @@ def run_train(cfg: Config, experiment: str | None = None) -> None:
         return
     for name, trained in fits.items():
         checkpoint.save_forecaster(trained, cfg.model, runs[name], num_ids, MODELS / name)
-    write_json({name: _training_report(t) for name, t in fits.items()}, reports / "metrics.json")
+    reports_by_fit = {name: _training_report(t) for name, t in fits.items()}
+    write_json(reports_by_fit, reports / "metrics.json")
     timing = {
         f"{name}_k{len(runs[name])}_seconds": round(t.validation.seconds + t.refit.seconds, 2)
         for name, t in fits.items()
     }
     write_json(timing, TIMING / f"{reports.name}.json")
+    for name, report in reports_by_fit.items():
+        logger.info(f"train {name}: epochs {report['epochs']} chosen, val_loss {report['val_loss']:.4f}")
 
 
 def _test_window(cfg: Config) -> slice:
@@ -372,4 +375,4 @@ def run_evaluate(cfg: Config) -> None:
         ARTIFACTS / "evaluation" / "forecasts.parquet", index=False
     )
     for world, table in headline.items():
-        print(f"{world}: " + ", ".join(f"{m} MASE {v['mase']:.3f}" for m, v in table.items()))
+        logger.info(f"{world}: " + ", ".join(f"{m} MASE {v['mase']:.3f}" for m, v in table.items()))

@@ -305,12 +305,15 @@ def fit(
             on_epoch(epoch, metrics | {"grad_norm": stats["grad_norm"].mean(axis=0), "learning_rate": lr})
         if eval_loss is not None and not np.any(since_best < cfg.patience):
             break
+    params = distributed.fetch(kept)
+    seconds = time.perf_counter() - start
+    logger.debug(f"{label}: {len(seeds)} member(s), {len(train_curve)} epochs in {seconds:.1f} s")
     return FitResult(
-        params=distributed.fetch(kept),
+        params=params,
         epochs=kept_epoch,
         train_loss=np.asarray(train_curve, np.float32),
         val_loss=np.asarray(val_curve, np.float32) if val_curve else None,
-        seconds=time.perf_counter() - start,
+        seconds=seconds,
     )
 
 

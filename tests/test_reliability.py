@@ -157,7 +157,7 @@ def test_test_months_after_the_data_are_masked_not_zero(panel_csv, params, monke
     params["split"].update(train_end="2020-01", test_start="2020-02", test_end="2020-04")
     write_params(panel_csv, params)
     assert main(["prepare"]) == 0
-    assert "test months 2020-04..2020-04 are unobserved (masked)" in capsys.readouterr().out
+    assert "test months 2020-04..2020-04 are unobserved (masked)" in capsys.readouterr().err
     panel = pd.read_parquet("artifacts/prepared/panel.parquet")
     assert not panel.loc[panel["month"] == "2020-04", "available"].any()
     assert panel.loc[panel["month"] == "2020-03", "available"].all()
