@@ -27,6 +27,7 @@ Two DVC stages, so that each is rerun only by what it depends on:
 """
 
 import dataclasses
+import logging
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -52,6 +53,7 @@ from salesjax.stages import (
     write_json,
 )
 
+logger = logging.getLogger(__name__)
 OUT = REPORTS / "backtest"
 BASELINE_FORECASTS = ARTIFACTS / "backtest" / "baselines.msgpack"
 
@@ -117,11 +119,11 @@ def reuses_evaluation(split: SplitConfig, origin: Origin) -> bool:
 def _fit_or_reuse(cfg: Config, panel: Panel, origin: Origin) -> dict[str, np.ndarray]:
     """One origin's baseline forecasts: the evaluation's saved fit where it is the same fit, else fitted."""
     if reuses_evaluation(cfg.split, origin):
-        print(f"backtest-baselines: origin {origin.label} taken from {BASELINES}")
+        logger.info(f"backtest-baselines: origin {origin.label} taken from {BASELINES}")
         return artifacts.read(BASELINES, "baselines", _restore)
     start = time.perf_counter()
     fit = origin_baselines(cfg, panel, origin)
-    print(f"backtest-baselines: origin {origin.label} fitted in {time.perf_counter() - start:.1f} s")
+    logger.info(f"backtest-baselines: origin {origin.label} fitted in {time.perf_counter() - start:.1f} s")
     return fit
 
 
@@ -261,7 +263,7 @@ def run_backtest(cfg: Config) -> None:
         history, available = training_months(cfg, panel, origin)
         forecasts = lstm_forecasts(cfg, panel, calendar, history, available, origin.stop - origin.start)
         tables.append(score(cfg, panel, origin, forecasts | saved_baselines(origin)))
-        print(f"backtest: LSTMs at origin {origin.label} in {time.perf_counter() - start:.1f} s")
+        logger.info(f"backtest: LSTMs at origin {origin.label} in {time.perf_counter() - start:.1f} s")
     table = pd.concat(tables, ignore_index=True)
     OUT.mkdir(parents=True, exist_ok=True)
     table.to_csv(OUT / "metrics.csv", index=False, float_format="%.6g")
@@ -270,4 +272,4 @@ def run_backtest(cfg: Config) -> None:
     error_by_origin(table, OUT / "error_by_origin.png")
     for world, result in results.items():
         means = result["mean"].items()
-        print(f"backtest mean ({world}): " + ", ".join(f"{m} MASE {v['mase']:.3f}" for m, v in means))
+        logger.info(f"backtest mean ({world}): " + ", ".join(f"{m} MASE {v['mase']:.3f}" for m, v in means))

@@ -22,11 +22,14 @@ Deterministic: each series is fitted on its own (one process by default, `n_jobs
 request, the same fits either way); AutoTheta's interval simulation uses a fixed seed.
 """
 
+import logging
+
 import numpy as np
 import pandas as pd
 from statsforecast import StatsForecast
 from statsforecast.models import AutoARIMA, AutoETS, AutoTheta, Naive, SeasonalNaive
 
+logger = logging.getLogger(__name__)
 BASELINES = ("naive", "seasonal_naive", "ets", "arima", "theta")
 
 
@@ -91,7 +94,10 @@ def _fit_predict(
     frames = [_series_frame(s, history[s], history_mask[s]) for s in rows]
     last = np.array([f["ds"].iat[-1] for f in frames])
     n_months = history.shape[1]
-    sf = StatsForecast(models=make_models(season_length), freq=1, n_jobs=n_jobs, fallback_model=Naive())
+    progress = logger.isEnabledFor(logging.INFO)  # statsforecast's bar, hidden by `salesjax -q`
+    sf = StatsForecast(
+        models=make_models(season_length), freq=1, n_jobs=n_jobs, fallback_model=Naive(), verbose=progress
+    )
     steps = horizon + int((n_months - 1 - last).max())
     # On short series AutoETS tries candidates with 0 residual degrees of freedom (a divide-by-zero
     # warning); a non-finite forecast that results is replaced by Naive in _apply_fallbacks.

@@ -3,13 +3,19 @@
 Exit codes: 0 success, 1 the command ran but found problems (e.g. rows quarantined), 2 a usage,
 configuration or file-level error, printed as one `error: ...` line on stderr, never a traceback;
 130 interrupted (Ctrl-C), also one line.
+
+A command's result (validate's counts, experiment's overrides, bench's summary) goes to stdout; progress
+goes through the `salesjax` logger to stderr as plain lines: info by default, debug with -v, warnings
+only (and no progress bars) with -q.
 """
 
 import argparse
+import contextlib
 import importlib.metadata
+import logging
 import sys
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from salesjax import backtest, distributed, experiment_sets, stages, sweep
@@ -25,6 +31,8 @@ from salesjax.data.schema import (
 )
 from salesjax.errors import SalesjaxError
 from salesjax.report.stage import run_report
+
+logger = logging.getLogger("salesjax.cli")  # not __name__: run as `python -m salesjax.cli` that is __main__
 
 
 class Command(typing.NamedTuple):
@@ -90,6 +98,7 @@ def _validate(args: argparse.Namespace) -> int:
         result = validate_panel(table, contract.panel_columns)
     if args.quarantine is not None:
         write_table(result.quarantined, args.quarantine)
+    logger.info(f"validate: {args.path}: {len(table)} rows checked as {contract.format}")
     print(_summary(result))
     return 1 if result.counts else 0
 
@@ -114,6 +123,7 @@ def _contract(args: argparse.Namespace) -> Contract:
         for name, value in given.items()
     }
     contract = Contract(**values)
+    logger.debug(f"validate: {contract}")
     if contract.format == "transactions":
         check_date_format(contract.date_format, "--date-format")
         if contract.min_year > contract.max_year:
@@ -191,7 +201,8 @@ def _simulate(args: argparse.Namespace) -> int:
     """Write the simulated chain's transactions (observed and counterfactual worlds)."""
     observed, counterfactual = simulate.simulate(args.seed)
     simulate.write_dataset(observed, counterfactual, args.out)
-    print(f"simulate: {len(observed)} observed and {len(counterfactual)} counterfactual rows in {args.out}")
+    rows = f"{len(observed)} observed and {len(counterfactual)} counterfactual rows"
+    logger.info(f"simulate: {rows} in {args.out}")
     return 0
 
 
@@ -248,17 +259,58 @@ def _parser() -> argparse.ArgumentParser:
     )
     version = f"%(prog)s {importlib.metadata.version('salesjax')}"
     parser.add_argument("--version", action="version", version=version, help="print the version and exit")
+    _verbosity_arguments(parser, default=False)
     sub = parser.add_subparsers(dest="command", required=True, metavar="command")
     for name, command in COMMANDS.items():
-        command.add_arguments(sub.add_parser(name, help=command.help, description=command.help))
+        subparser = sub.add_parser(name, help=command.help, description=command.help)
+        command.add_arguments(subparser)
+        _verbosity_arguments(subparser, default=argparse.SUPPRESS)  # unset there keeps the top-level value
     return parser
+
+
+def _verbosity_arguments(parser: argparse.ArgumentParser, default: object) -> None:
+    """-v/--verbose and -q/--quiet, accepted before the command and after it."""
+    group = parser.add_mutually_exclusive_group()
+    flag = {"action": "store_true", "default": default}
+    group.add_argument("-v", "--verbose", help="also debug messages", **flag)
+    group.add_argument("-q", "--quiet", help="warnings and errors only, no progress bars", **flag)
+
+
+def _log_level(args: argparse.Namespace) -> int:
+    """DEBUG with -v, WARNING with -q, else INFO; both given is a usage error."""
+    if args.verbose and args.quiet:
+        _parser().error("-v/--verbose and -q/--quiet exclude each other")
+    return logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
+
+
+@contextlib.contextmanager
+def _logging(level: int) -> Iterator[None]:
+    """The `salesjax` logger's messages at `level` and above as plain lines on stderr, while a command runs.
+
+    Restored afterwards, so `main` called in-process (the tests) leaves no handler behind; not passed on to
+    the root logger, so a library that configures logging cannot print a line twice.
+    """
+    package = logging.getLogger("salesjax")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    saved = package.level, package.propagate
+    package.addHandler(handler)
+    package.setLevel(level)
+    package.propagate = False
+    try:
+        yield
+    finally:
+        package.removeHandler(handler)
+        package.setLevel(saved[0])
+        package.propagate = saved[1]
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command and return its exit code; user-facing errors become `error: ...`, code 2."""
     args = _parser().parse_args(argv)
     try:
-        return COMMANDS[args.command].run(args)
+        with _logging(_log_level(args)):
+            return COMMANDS[args.command].run(args)
     except SalesjaxError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

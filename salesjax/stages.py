@@ -1,10 +1,13 @@
 """The DVC stages: each is a short recipe of named calls and the only place that reads and writes files."""
 
+import contextlib
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from dvclive import Live
 from flax import serialization
 
 from salesjax import artifacts, baselines, checkpoint, distributed, evaluate, features, plots, train
@@ -35,6 +38,7 @@ HEADLINE_METRICS = {
     "category": ("mase",),
     "total": ("mase", "relative_bias", "coverage_80", "crps_scaled"),
 }
+logger = logging.getLogger(__name__)
 
 
 def write_json(obj: object, path: Path) -> None:
@@ -115,7 +119,7 @@ def prepare(cfg: Config) -> None:
     )
     write_table(quarantine.astype(str), PREPARED / "quarantine.parquet")
     write_json(counts | {"panel": series}, PREPARE_REPORT)
-    print(f"prepare: {series['series']} series x {panel['month'].nunique()} months; rows {counts}")
+    logger.info(f"prepare: {series['series']} series x {panel['month'].nunique()} months; rows {counts}")
 
 
 def load_prepared(cfg: Config) -> tuple[Panel, np.ndarray]:
@@ -175,14 +179,30 @@ def _training_report(trained: train.Trained) -> dict:
     }
 
 
-def _curves(fits: dict[str, train.Trained]) -> pd.DataFrame:
-    """Per-epoch member-mean losses of each validation fit (empty after a fit stopped early)."""
-    columns = {}
-    for name, trained in fits.items():
-        columns[f"{name}_train"] = pd.Series(trained.validation.train_loss.mean(axis=1), dtype="float64")
-        columns[f"{name}_val"] = pd.Series(trained.validation.val_loss.mean(axis=1), dtype="float64")
-    curves = pd.DataFrame(columns)
-    return curves.rename_axis("epoch").reset_index().assign(epoch=lambda f: f["epoch"] + 1)
+def _live(reports: Path) -> contextlib.AbstractContextManager[Live | None]:
+    """DVCLive logger writing `reports`/live in process 0 (no report, no dvc.yaml, no experiment); else None.
+
+    Studio stays offline through .dvc/config (`studio.offline`); nothing in the files is a timestamp.
+    """
+    if not distributed.is_main():
+        return contextlib.nullcontext()
+    return Live(str(reports / "live"), report=None, save_dvc_exp=False, dvcyaml=False)
+
+
+def _epoch_logger(live: Live | None, fit: str) -> train.EpochCallback | None:
+    """`fit`'s on_epoch callback: each member's values as <fit>/validation/member_<k>/<name>, step = epoch."""
+    if live is None:
+        return None
+
+    def on_epoch(epoch: int, metrics: dict[str, np.ndarray]) -> None:
+        """Log one epoch and rewrite metrics.json, so `dvc exp show` follows the run."""
+        live.step = epoch
+        for name, values in metrics.items():
+            for k, value in enumerate(values):
+                live.log_metric(f"{fit}/validation/member_{k}/{name}", float(f"{value:.6g}"))
+        live.make_summary()
+
+    return on_epoch
 
 
 def _calendar_settings(cfg: Config, calendar: np.ndarray) -> features.CalendarSettings:
@@ -201,7 +221,9 @@ def run_train(cfg: Config, experiment: str | None = None) -> None:
 
     The default run writes artifacts/models/{lstm,lstm_ensemble} (with K=1 the ensemble is the single
     model); a named experiment set trains its single model into artifacts/models/<name> and
-    reports/train_<name>. Wall times go to artifacts/timing/<stage>.json, outside DVC's view.
+    reports/train_<name>. Per-epoch curves of each early-stopping fit go to DVCLive in <reports>/live
+    (a fit shared by both names is logged once). Wall times go to artifacts/timing/<stage>.json,
+    outside DVC's view.
     """
     panel, calendar = load_prepared(cfg)
     settings = _calendar_settings(cfg, calendar)
@@ -210,22 +232,25 @@ def run_train(cfg: Config, experiment: str | None = None) -> None:
     args = (history, available, calendar, panel.store, panel.category, num_ids, cfg.model, cfg.train)
     seeds = [cfg.train.seed + k for k in range(cfg.train.ensemble_size)]
     runs = {experiment or "lstm": seeds[:1]} | ({"lstm_ensemble": seeds} if experiment is None else {})
+    reports = REPORTS / ("train" if experiment is None else f"train_{experiment}")
     fits = {}
-    for name, member_seeds in runs.items():
-        same = next((fits[n] for n in fits if runs[n] == member_seeds), None)
-        fits[name] = same or train.train_forecaster(*args, member_seeds)
+    with _live(reports) as live:
+        for name, member_seeds in runs.items():
+            same = next((fits[n] for n in fits if runs[n] == member_seeds), None)
+            fits[name] = same or train.train_forecaster(*args, member_seeds, _epoch_logger(live, name))
     if not distributed.is_main():
         return
     for name, trained in fits.items():
         checkpoint.save_forecaster(trained, cfg.model, settings, runs[name], num_ids, MODELS / name)
-    reports = REPORTS / ("train" if experiment is None else f"train_{experiment}")
-    write_json({name: _training_report(t) for name, t in fits.items()}, reports / "metrics.json")
+    reports_by_fit = {name: _training_report(t) for name, t in fits.items()}
+    write_json(reports_by_fit, reports / "metrics.json")
     timing = {
         f"{name}_k{len(runs[name])}_seconds": round(t.validation.seconds + t.refit.seconds, 2)
         for name, t in fits.items()
     }
     write_json(timing, TIMING / f"{reports.name}.json")
-    _curves(fits).to_csv(reports / "curves.csv", index=False, float_format="%.6g")
+    for name, report in reports_by_fit.items():
+        logger.info(f"train {name}: epochs {report['epochs']} chosen, val_loss {report['val_loss']:.4f}")
 
 
 def _test_window(cfg: Config) -> slice:
@@ -372,4 +397,4 @@ def run_evaluate(cfg: Config) -> None:
         ARTIFACTS / "evaluation" / "forecasts.parquet", index=False
     )
     for world, table in headline.items():
-        print(f"{world}: " + ", ".join(f"{m} MASE {v['mase']:.3f}" for m, v in table.items()))
+        logger.info(f"{world}: " + ", ".join(f"{m} MASE {v['mase']:.3f}" for m, v in table.items()))

@@ -10,6 +10,7 @@ a member's score equals that of a run trained alone with the same (seed, learnin
 """
 
 import itertools
+import logging
 import time
 from typing import NamedTuple
 
@@ -18,6 +19,8 @@ import numpy as np
 from salesjax import distributed, features, train
 from salesjax.config import Config, SweepConfig
 from salesjax.stages import REPORTS, load_prepared, training_history, write_json
+
+logger = logging.getLogger(__name__)
 
 
 class Member(NamedTuple):
@@ -73,7 +76,7 @@ def run_sweep(cfg: Config) -> None:
     if distributed.is_main():
         write_json(results, REPORTS / "sweep.json")
     c = results["chosen"]
-    print(
+    logger.info(
         f"sweep: {len(members)} member(s) in one program, {time.perf_counter() - start:.1f} s; chosen member "
         f"{c['member']} (learning_rate {c['learning_rate']:g}, weight_decay {c['weight_decay']:g}, "
         f"seed {c['seed']}): val_loss {c['val_loss']:.4f} at epoch {c['epoch']}"

@@ -8,6 +8,7 @@ member trained alone with that seed.
 
 import dataclasses
 import functools
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -27,6 +28,9 @@ from salesjax.config import ModelConfig, TrainConfig
 from salesjax.errors import SalesjaxError
 from salesjax.features import Scaler, Windows, make_windows, num_features
 from salesjax.model import Forecaster
+
+logger = logging.getLogger(__name__)
+EpochCallback = Callable[[int, dict[str, np.ndarray]], None]  # (epoch, name -> f32[K] per member)
 
 
 class TrainState(NamedTuple):
@@ -74,9 +78,7 @@ def make_optimizer(cfg: TrainConfig, total_steps: int) -> optax.GradientTransfor
     The peak learning rate and the weight decay are injected hyperparameters: they live in the
     optimiser state, so members of one vmapped program can each have their own (`with_hypers`).
     """
-    shape = optax.warmup_cosine_decay_schedule(
-        0.1, 1.0, min(cfg.warmup_steps, total_steps - 1), total_steps, 0.1
-    )
+    shape = schedule_shape(cfg, total_steps)
 
     def adamw(learning_rate, weight_decay):
         return optax.chain(
@@ -87,6 +89,12 @@ def make_optimizer(cfg: TrainConfig, total_steps: int) -> optax.GradientTransfor
         )
 
     return optax.inject_hyperparams(adamw)(learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay)
+
+
+def schedule_shape(cfg: TrainConfig, total_steps: int) -> optax.Schedule:
+    """Step -> the learning rate as a fraction of its peak: linear warm-up from 0.1, cosine decay to 0.1."""
+    warmup = min(cfg.warmup_steps, total_steps - 1)
+    return optax.warmup_cosine_decay_schedule(0.1, 1.0, warmup, total_steps, 0.1)
 
 
 def with_hypers(opt_state, hypers: list[tuple[float, float]]):
@@ -229,6 +237,7 @@ def fit(
     hypers: list[tuple[float, float]] | None = None,
     label: str = "fit",
     mesh: Mesh | None = None,
+    on_epoch: EpochCallback | None = None,
 ) -> FitResult:
     """Train members on `train` windows.
 
@@ -237,12 +246,18 @@ def fit(
     member keeps its parameters after exactly that many epochs (the refit). `shapes` is
     (num_features, num_stores, num_categories). `hypers` gives each member its own (learning rate,
     weight decay); by default all use the config's. `mesh` defaults to `make_mesh` over all devices.
+    `on_epoch(epoch, metrics)` runs after each epoch (1-based) in every process, with f32[K] per
+    member: train_loss and grad_norm (means over the epoch's steps, the norm before clipping),
+    learning_rate (at the epoch's last step) and, with `val`, val_loss.
     """
     start = time.perf_counter()
     graphdef, params = init_members(model_cfg, shapes, seeds)
     steps_per_epoch = -(-len(train.y) // cfg.batch_size)
     max_epochs = cfg.max_epochs if epochs is None else int(np.max(epochs))
-    tx = make_optimizer(cfg, steps_per_epoch * max(max_epochs, 1))
+    total_steps = steps_per_epoch * max(max_epochs, 1)
+    tx = make_optimizer(cfg, total_steps)
+    hypers = hypers or [(cfg.learning_rate, cfg.weight_decay)] * len(seeds)
+    peak, shape = np.asarray([lr for lr, _ in hypers], np.float32), schedule_shape(cfg, total_steps)
     loss = LOSSES[cfg.loss]
     mesh = mesh or make_mesh(len(seeds))
     if cfg.batch_size % mesh.shape["data"]:
@@ -252,9 +267,7 @@ def fit(
     train_epoch = make_train_epoch(graphdef, tx, loss, model_cfg.quantiles)
     eval_loss = make_eval_loss(graphdef, loss, model_cfg.quantiles) if val is not None else None
     keys = jnp.stack([jax.random.key(s) for s in seeds])
-    opt_state = with_hypers(
-        jax.vmap(tx.init)(params), hypers or [(cfg.learning_rate, cfg.weight_decay)] * len(seeds)
-    )
+    opt_state = with_hypers(jax.vmap(tx.init)(params), hypers)
     state = place(TrainState(jnp.zeros(len(seeds), jnp.int32), keys, params, opt_state), mesh, P("member"))
     kept = jax.tree.map(jnp.copy, state.params)
     rngs = [np.random.default_rng(s) for s in seeds]
@@ -263,15 +276,17 @@ def fit(
     since_best = np.zeros(len(seeds), np.int32)
     kept_epoch = np.zeros(len(seeds), np.int32)
     train_curve, val_curve = [], []
-    bar = tqdm(range(1, max_epochs + 1), desc=label, leave=False, dynamic_ncols=True)
+    quiet = not logger.isEnabledFor(logging.INFO)
+    bar = tqdm(range(1, max_epochs + 1), desc=label, leave=False, dynamic_ncols=True, disable=quiet)
     for epoch in bar:
         idx, valid = place(epoch_batches(rngs, len(train.y), cfg.batch_size), mesh, P(None, "member", "data"))
         state, stats = train_epoch(state, train_dev, idx, valid)
-        losses = distributed.fetch(stats["loss"])
-        _check_finite(losses, epoch, steps_per_epoch, seeds)
-        train_curve.append(losses.mean(axis=0))
+        stats = distributed.fetch(stats)
+        _check_finite(stats["loss"], epoch, steps_per_epoch, seeds)
+        metrics = {"train_loss": stats["loss"].mean(axis=0)}
+        train_curve.append(metrics["train_loss"])
         if eval_loss is not None:
-            val_losses = distributed.fetch(eval_loss(state.params, val))
+            val_losses = metrics["val_loss"] = distributed.fetch(eval_loss(state.params, val))
             val_curve.append(val_losses)
             active = since_best < cfg.patience
             keep = active & (val_losses < best)
@@ -283,14 +298,20 @@ def fit(
             bar.set_postfix(loss=f"{train_curve[-1].mean():.4f}")
         kept = _where_members(keep, state.params, kept)
         kept_epoch = np.where(keep, epoch, kept_epoch)
+        if on_epoch is not None:
+            lr = peak * np.float32(shape(epoch * steps_per_epoch - 1))  # the step counter starts at 0
+            on_epoch(epoch, metrics | {"grad_norm": stats["grad_norm"].mean(axis=0), "learning_rate": lr})
         if eval_loss is not None and not np.any(since_best < cfg.patience):
             break
+    params = distributed.fetch(kept)
+    seconds = time.perf_counter() - start
+    logger.debug(f"{label}: {len(seeds)} member(s), {len(train_curve)} epochs in {seconds:.1f} s")
     return FitResult(
-        params=distributed.fetch(kept),
+        params=params,
         epochs=kept_epoch,
         train_loss=np.asarray(train_curve, np.float32),
         val_loss=np.asarray(val_curve, np.float32) if val_curve else None,
-        seconds=time.perf_counter() - start,
+        seconds=seconds,
     )
 
 
@@ -382,6 +403,7 @@ def train_forecaster(
     model_cfg: ModelConfig,
     cfg: TrainConfig,
     seeds: list[int],
+    on_epoch: EpochCallback | None = None,
 ) -> Trained:
     """Choose the epochs on a hold-out inside the training months, then refit on all of them.
 
@@ -390,14 +412,17 @@ def train_forecaster(
     targets in the hold-out only). The test months are never passed in.
 
     history f64[S,Th] revenue of the training months only (nothing later is passed in), available
-    bool[S,Th], calendar f32[context + Th + horizon, Fc] aligned as in `make_windows`.
+    bool[S,Th], calendar f32[context + Th + horizon, Fc] aligned as in `make_windows`. `on_epoch`
+    watches the early-stopping fit (see `fit`); the refit repeats its chosen epochs and is not watched.
     """
     th, hold = history.shape[1], cfg.validation_months
     if th - hold < 2:
         raise SalesjaxError(f"{th} training months leave too few for train.validation_months={hold}")
     shapes = (num_features(calendar.shape[1]), *num_ids)
     fit_windows, hold_out = validation_windows(history, available, calendar, store, category, model_cfg, hold)
-    validation = fit(model_cfg, cfg, fit_windows, shapes, seeds, val=hold_out, label="validation fit")
+    validation = fit(
+        model_cfg, cfg, fit_windows, shapes, seeds, val=hold_out, label="validation fit", on_epoch=on_epoch
+    )
     scaler = Scaler.fit(history, available, model_cfg.reference)
     all_windows = _model_windows(
         history, available, calendar, scaler, store, category, model_cfg, np.arange(1, th)

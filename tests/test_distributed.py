@@ -36,9 +36,13 @@ SCRIPT = textwrap.dedent(
     out = {{}}
     for name, seeds in {RUNS!r}.items():
         assert train.make_mesh(len(seeds)).size == 2
-        fit = train.fit(cfg.model, cfg.train, windows, shapes, seeds, **fit_kwargs(name, windows))
+        norms = []  # the stage's DVCLive callback runs in process 0 only
+        on_epoch = (lambda epoch, m: norms.append(m["grad_norm"])) if distributed.is_main() else None
+        kwargs = fit_kwargs(name, windows)
+        fit = train.fit(cfg.model, cfg.train, windows, shapes, seeds, on_epoch=on_epoch, **kwargs)
         out |= {{f"{{name}}_{{i}}": x for i, x in enumerate(jax.tree.leaves(fit.params))}}
         out[f"{{name}}_epochs"] = fit.epochs
+        out[f"{{name}}_grad_norm"] = np.array(norms)
     if distributed.is_main():
         np.savez(sys.argv[1], **out)
     """
@@ -83,8 +87,12 @@ def test_two_processes_agree_with_one(tmp_path):
     windows, shapes = tiny_windows(cfg)
     saved = np.load(out)
     for name, seeds in RUNS.items():
-        fit = train.fit(cfg.model, cfg.train, windows, shapes, seeds, **fit_kwargs(name, windows))
+        seen = {}
+        kwargs = fit_kwargs(name, windows)
+        fit = train.fit(cfg.model, cfg.train, windows, shapes, seeds, on_epoch=seen.__setitem__, **kwargs)
         np.testing.assert_array_equal(saved[f"{name}_epochs"], fit.epochs)
+        norms = np.array([m["grad_norm"] for m in seen.values()])  # each epoch's mean over its steps
+        np.testing.assert_allclose(saved[f"{name}_grad_norm"], norms, rtol=1e-4)
         for i, leaf in enumerate(jax.tree.leaves(fit.params)):
             np.testing.assert_allclose(saved[f"{name}_{i}"], leaf, rtol=1e-4, atol=1e-6)
 

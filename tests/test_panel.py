@@ -76,11 +76,11 @@ def test_no_training_rows_is_a_clear_error():
 
 
 @pytest.mark.parametrize("explicit_zeros", [True, False])
-def test_months_after_the_data_are_unobserved_not_zero(explicit_zeros, capsys):
+def test_months_after_the_data_are_unobserved_not_zero(explicit_zeros, caplog):
     monthly = rows(*[(m, "A", "x", 10.0) for m in ("2019-01", "2019-02", "2019-03", "2019-04", "2019-05")])
     panel, _ = build_panel(monthly, None, SPLIT, explicit_zeros=explicit_zeros, context=2)
     assert panel["available"].tolist() == [True] * 5 + [False]
-    assert "data ends in 2019-05: test months 2019-06..2019-06 are unobserved" in capsys.readouterr().out
+    assert "data ends in 2019-05: test months 2019-06..2019-06 are unobserved" in caplog.text
 
 
 def test_a_test_period_after_the_data_is_an_error_naming_its_last_month():

@@ -95,6 +95,8 @@ def test_checkpoint_round_trip_reproduces_the_evaluated_forecast(runs):
         "artifacts/models/lstm_ensemble/params.msgpack",
         "artifacts/models/lstm/scaler.json",
         "reports/train/metrics.json",
+        "reports/train/live/metrics.json",
+        "reports/train/live/plots/metrics/lstm_ensemble/validation/member_1/val_loss.tsv",
         "artifacts/baselines/forecasts.msgpack",
     ],
 )
@@ -145,3 +147,25 @@ def test_wall_times_are_written_outside_dvcs_outputs(runs):
     assert all(v > 0 for v in timing.values())
     assert not (root / "reports/train/timing.json").exists()
     assert "timing" not in (ROOT / "dvc.yaml").read_text()
+
+
+def test_train_logs_every_epoch_of_every_member_with_dvclive(runs):
+    root, cfg = runs[False]
+    live = root / "reports/train/live"
+    assert sorted(p.name for p in live.iterdir()) == ["metrics.json", "plots"]  # no report, no dvc.yaml
+    summary = json.loads((live / "metrics.json").read_text())
+    members = {"lstm": 1, "lstm_ensemble": cfg.train.ensemble_size}
+    assert set(summary) == {*members, "step"}
+    for fit, k in members.items():
+        assert set(summary[fit]["validation"]) == {f"member_{m}" for m in range(k)}
+        tables = [
+            pd.read_csv(path, sep="\t")
+            for path in sorted((live / "plots/metrics" / fit / "validation").glob("member_*/*.tsv"))
+        ]
+        assert len(tables) == 4 * k
+        epochs = list(range(1, len(tables[0]) + 1))
+        assert 1 <= len(epochs) <= cfg.train.max_epochs
+        for table in tables:
+            assert list(table.columns) == ["step", table.columns[1]]  # no timestamp column
+            assert table.columns[1] in {"train_loss", "val_loss", "grad_norm", "learning_rate"}
+            assert table["step"].tolist() == epochs and np.isfinite(table.iloc[:, 1]).all()

@@ -14,6 +14,7 @@ import salesjax.report
 from salesjax import plots
 from salesjax.config import parse_config
 from salesjax.errors import SalesjaxError
+from salesjax.report import inputs
 from salesjax.report.html import to_html
 from salesjax.report.opening import mase_sentence
 from salesjax.report.stage import run_report
@@ -133,6 +134,16 @@ def _write_json(obj: object, path) -> None:
     path.write_text(json.dumps(obj))
 
 
+def write_curves(live, fit: str, members: list[tuple[list[float], list[float]]]) -> None:
+    """DVCLive's files of one fit in `live`: member_<k>/{train,val}_loss.tsv, one row per epoch (step)."""
+    for k, losses in enumerate(members):
+        for name, values in zip(("train_loss", "val_loss"), losses, strict=True):
+            path = live / "plots" / "metrics" / fit / "validation" / f"member_{k}" / f"{name}.tsv"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            steps = range(1, len(values) + 1)
+            pd.DataFrame({"step": steps, name: values}).to_csv(path, sep="\t", index=False)
+
+
 def write_tree(root, metrics: dict, counterfactual: bool = True) -> None:
     """The stage outputs the report reads, in their layout under `root`."""
     worlds = list(metrics)
@@ -174,16 +185,9 @@ def write_tree(root, metrics: dict, counterfactual: bool = True) -> None:
         {"lstm_k1_seconds": 10.0, "lstm_ensemble_k2_seconds": 14.0},
         root / "artifacts" / "timing" / "train.json",
     )
-    curves = pd.DataFrame(
-        {
-            "epoch": [1, 2, 3],
-            "lstm_train": [0.3, 0.2, 0.1],
-            "lstm_val": [0.4, 0.3, 0.3],
-            "lstm_ensemble_train": [0.3, 0.2, np.nan],
-            "lstm_ensemble_val": [0.4, 0.3, np.nan],
-        }
-    )
-    curves.to_csv(root / "reports" / "train" / "curves.csv", index=False)
+    train_live = root / "reports" / "train" / "live"
+    write_curves(train_live, "lstm", [([0.3, 0.2, 0.1], [0.4, 0.3, 0.3])])
+    write_curves(train_live, "lstm_ensemble", [([0.3, 0.2], [0.4, 0.3]), ([0.5, 0.4], [0.6, 0.5])])
     _write_json(
         {"thesis": {"train_loss": 0.5, "val_loss": 0.6, "epochs": [2]}},
         root / "reports" / "train_thesis" / "metrics.json",
@@ -206,9 +210,7 @@ def write_tree(root, metrics: dict, counterfactual: bool = True) -> None:
     for world in worlds:
         plots.calibration(_levels(metrics), "lstm_ensemble", world, evaluation / f"calibration_{world}.png")
     plots.save(plots.plt.figure(), root / "reports" / "backtest" / "error_by_origin.png")
-    pd.DataFrame({"epoch": [1, 2], "thesis_train": [0.9, 0.5], "thesis_val": [0.8, 0.6]}).to_csv(
-        root / "reports" / "train_thesis" / "curves.csv", index=False
-    )
+    write_curves(root / "reports" / "train_thesis" / "live", "thesis", [([0.9, 0.5], [0.8, 0.6])])
 
 
 MIXED = {"observed": _metrics(0.8, 0.9), "counterfactual": _metrics(0.85, 0.7)}
@@ -258,6 +260,14 @@ def test_report_contents(tree):
     )
     assert "![Calibration against the counterfactual actuals](evaluate/calibration_counterfactual.png)" in md
     assert "Lowest hold-out loss: member 0 (learning rate 0.001, weight decay 0.01)" in md
+
+
+def test_training_curves_are_member_means_of_the_dvclive_files(tree):
+    curves = inputs._curves(tree / "reports" / "train" / "live", "train")
+    assert list(curves) == ["lstm", "lstm_ensemble"]
+    expected = pd.DataFrame({"epoch": [1, 2], "train": [0.4, 0.3], "val": [0.5, 0.4]})
+    pd.testing.assert_frame_equal(curves["lstm_ensemble"], expected)
+    assert inputs._curves(tree / "reports" / "nowhere", "train") == {}
 
 
 def test_html_is_self_contained(tree):

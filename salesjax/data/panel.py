@@ -1,12 +1,15 @@
 """The monthly store x category panel every model reads, as a long table and as dense arrays."""
 
 import dataclasses
+import logging
 
 import numpy as np
 import pandas as pd
 
 from salesjax.config import SplitConfig
 from salesjax.errors import SalesjaxError
+
+logger = logging.getLogger(__name__)
 
 KEYS = ["store", "category"]
 
@@ -44,7 +47,7 @@ def build_panel(
     A series is a store x category pair seen in the training months. With `explicit_zeros`
     (transactions) a month without sales after the series' first sale is a real zero; otherwise (a
     panel) a month without a row is missing and masked. Pairs seen only in the test months cannot be
-    forecast: they are counted and named in a printed message, not silently dropped. Short, late and
+    forecast: they are counted and named in a warning, not silently dropped. Short, late and
     gappy histories are kept (the model pads and masks them) and counted, as are the series with
     fewer available training months than `context` (the model's window).
 
@@ -86,7 +89,7 @@ def build_panel(
         "series_all_zero_in_training": int(all_zero.sum()),
     }
     counts |= _history_counts(panel, len(series), (train_end - train_start).n + 1, context)
-    _print_flags(test_only, series, [f"{s} / {c}" for s, c in all_zero[all_zero].index])
+    _warn_flags(test_only, series, [f"{s} / {c}" for s, c in all_zero[all_zero].index])
     panel["month"] = panel["month"].astype(str)
     return panel, counts
 
@@ -99,7 +102,8 @@ def _check_test_months(last: pd.Period, test_start: pd.Period, test_end: pd.Peri
             f"choose test months up to {last} (forecasting beyond the data is the forecast stage's job)"
         )
     if last < test_end:
-        print(f"prepare: the data ends in {last}: test months {last + 1}..{test_end} are unobserved (masked)")
+        unobserved = f"test months {last + 1}..{test_end} are unobserved (masked)"
+        logger.warning(f"prepare: the data ends in {last}: {unobserved}")
 
 
 def _history_counts(panel: pd.DataFrame, n_series: int, n_train: int, context: int) -> dict[str, int]:
@@ -121,19 +125,19 @@ def _names(labels: list[str], limit: int = 10) -> str:
     return ", ".join(labels[:limit]) + more
 
 
-def _print_flags(test_only: pd.DataFrame, series: pd.DataFrame, all_zero: list[str]) -> None:
+def _warn_flags(test_only: pd.DataFrame, series: pd.DataFrame, all_zero: list[str]) -> None:
     """Tell the user which pairs get no forecast (test months only) and which are all zero in training."""
     if len(test_only):
         pairs = _names([f"{s} / {c}" for s, c in test_only[KEYS].itertuples(index=False)])
-        print(
+        logger.warning(
             f"prepare: {len(test_only)} store x category pair(s) appear only in the test months: {pairs}. "
             "They have no training history, so no model forecasts them and the metrics leave them out."
         )
     for key, plural in zip(KEYS, ("stores", "categories"), strict=True):
         if new := sorted(set(test_only[key]) - set(series[key])):
-            print(f"prepare: {plural} only in the test months (no training history): {_names(new)}")
+            logger.warning(f"prepare: {plural} only in the test months (no training history): {_names(new)}")
     if all_zero:
-        print(
+        logger.warning(
             f"prepare: {len(all_zero)} series are zero in every training month (their MASE scale is 0, so "
             f"MASE leaves them out): {_names(all_zero)}"
         )

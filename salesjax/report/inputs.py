@@ -55,19 +55,27 @@ def _parquet(path: Path, stage: str) -> pd.DataFrame:
     return artifacts.read(path, stage, pd.read_parquet)
 
 
-def _curves(path: Path, stage: str) -> dict[str, pd.DataFrame]:
-    """Fit name -> (epoch, train, val) from a curves.csv (<fit>_train, <fit>_val columns); {} if absent."""
-    return artifacts.read(path, stage, _read_curves) if path.exists() else {}
+def _curves(live: Path, stage: str) -> dict[str, pd.DataFrame]:
+    """Fit name -> (epoch, train, val), member means of the DVCLive curves under `live`; {} if absent."""
+    fits = sorted((live / "plots" / "metrics").glob("*/validation"))
+    return {fit.parent.name: _member_mean(fit, stage) for fit in fits}
 
 
-def _read_curves(path: Path) -> dict[str, pd.DataFrame]:
-    """Parse one curves.csv."""
-    frame = pd.read_csv(path)
-    names = [c.removesuffix("_train") for c in frame.columns if c.endswith("_train")]
-    return {
-        n: frame[["epoch", f"{n}_train", f"{n}_val"]].set_axis(["epoch", "train", "val"], axis=1).dropna()
-        for n in names
-    }
+def _member_mean(fit: Path, stage: str) -> pd.DataFrame:
+    """Mean over the fit's member_<k>/ directories of train_loss.tsv and val_loss.tsv, by epoch (step)."""
+    members = [
+        pd.concat([artifacts.read(m / f"{q}_loss.tsv", stage, _read_curve) for q in ("train", "val")], axis=1)
+        for m in sorted(fit.glob("member_*"))
+    ]
+    mean = pd.concat(members).groupby(level=0).mean()
+    return mean.rename_axis("epoch").reset_index()
+
+
+def _read_curve(path: Path) -> pd.Series:
+    """One DVCLive metric file (step, <name>_loss) as a Series indexed by step, named train or val."""
+    frame = pd.read_csv(path, sep="\t")
+    name = path.stem.removesuffix("_loss")
+    return frame.set_index("step")[path.stem].astype(float).rename(name)
 
 
 def load_inputs() -> Inputs:
@@ -84,7 +92,7 @@ def load_inputs() -> Inputs:
         gap=_csv(evaluation / "gap.csv", ("name",)),
         prepare=_json(REPORTS / "prepare.json", "prepare"),
         training={k: v for d, st in fits.items() for k, v in _optional_json(d / "metrics.json", st).items()},
-        curves={k: v for d, st in fits.items() for k, v in _curves(d / "curves.csv", st).items()},
+        curves={k: v for d, st in fits.items() for k, v in _curves(d / "live", st).items()},
         backtest=_json(REPORTS / "backtest.json", "backtest"),
         sweep=_json(REPORTS / "sweep.json", "sweep"),
     )

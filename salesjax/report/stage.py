@@ -1,5 +1,7 @@
 """`salesjax report`: the stage's file IO, a short recipe over the report's modules."""
 
+import logging
+
 from salesjax import plots
 from salesjax.config import Config
 from salesjax.report.figures import draw_figures
@@ -11,6 +13,7 @@ from salesjax.report.view import make_view
 from salesjax.stages import REPORTS
 
 FIGURES = REPORTS / "figures"
+logger = logging.getLogger(__name__)
 PLOTS = REPORTS / "plots"
 
 
@@ -25,4 +28,4 @@ def run_report(cfg: Config) -> None:
     markdown = build_markdown(inputs, view, figures)
     (REPORTS / "report.md").write_text(markdown)
     (REPORTS / "report.html").write_text(to_html(markdown, REPORTS))
-    print(f"report: {len(figures)} figures, {REPORTS / 'report.md'}, {REPORTS / 'report.html'}")
+    logger.info(f"report: {len(figures)} figures, {REPORTS / 'report.md'}, {REPORTS / 'report.html'}")
