@@ -184,11 +184,16 @@ def _simulate_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `salesjax simulate`."""
     parser.add_argument("--seed", type=int, default=0, help="random seed (the default dataset uses 0)")
     parser.add_argument("--out", type=Path, default=Path("data"), help="output directory")
+    stores, categories = len(simulate.STORES), len(simulate.CATEGORIES)
+    parser.add_argument("--stores", type=int, default=stores, help=f"stores in the chain (default {stores})")
+    parser.add_argument(
+        "--categories", type=int, default=categories, help=f"categories per store (default {categories})"
+    )
 
 
 def _simulate(args: argparse.Namespace) -> int:
     """Write the simulated chain's transactions (observed and counterfactual worlds)."""
-    observed, counterfactual = simulate.simulate(args.seed)
+    observed, counterfactual = simulate.simulate(args.seed, args.stores, args.categories)
     simulate.write_dataset(observed, counterfactual, args.out)
     print(f"simulate: {len(observed)} observed and {len(counterfactual)} counterfactual rows in {args.out}")
     return 0
