@@ -226,7 +226,9 @@ def _bench(args: argparse.Namespace) -> int:
 
 COMMANDS: dict[str, Command] = {
     "validate": Command("check a raw file against the data contract", _validate_arguments, _validate),
-    "simulate": Command("write the calibrated default dataset", _simulate_arguments, _simulate),
+    "simulate": Command(
+        "write the calibrated default dataset (or a chain of another size)", _simulate_arguments, _simulate
+    ),
     "prepare": Command(
         "DVC stage: validate, aggregate, calendar features", _params_argument, _stage(stages.prepare)
     ),
