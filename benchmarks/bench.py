@@ -69,6 +69,7 @@ class BenchShape:
     batch_size: int
     num_stores: int = 20
     num_categories: int = 40
+    reference: str = "seasonal"  # model.reference: what the model's output is added to (a cost-free choice)
 
     @property
     def input_size(self) -> int:
@@ -85,7 +86,7 @@ class BenchShape:
         return ModelConfig(
             context=self.context,
             horizon=self.horizon,
-            reference="seasonal",  # how windows are normalised; the step's cost does not depend on it
+            reference=self.reference,
             hidden_size=self.hidden,
             num_layers=self.num_layers,
             dropout=self.dropout,
@@ -111,6 +112,7 @@ def default_shape(cfg: Config) -> BenchShape:
         quantiles=m.quantiles,
         dropout=m.dropout,
         batch_size=cfg.train.batch_size,
+        reference=m.reference,
     )
 
 
@@ -453,9 +455,36 @@ def torch_python(venv: Path = TORCH_VENV) -> tuple[Path | None, str]:
     return python, "ok"
 
 
-def torch_throughput(python: Path, shape: BenchShape, settings: BenchSettings, n: int) -> dict:
+def jax_backend() -> str:
+    """Where the JAX side runs: "cpu", or "gpu" when jax[cuda12] (`uv sync --extra cuda`) finds a GPU."""
+    return jax.default_backend()
+
+
+def torch_cuda(python: Path | None) -> tuple[bool, str]:
+    """Whether the torch venv's torch sees a CUDA device, and a status line saying so or why not."""
+    if python is None:
+        return False, "skipped: torch not installed"
+    probe = "import torch; print(torch.__version__, torch.cuda.is_available())"
+    try:
+        done = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, timeout=300)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return False, f"skipped: torch did not start ({exc})"
+    if done.returncode != 0:
+        if "No module named 'torch'" in done.stderr:
+            return False, "skipped: torch not installed"
+        return False, f"skipped: torch failed: {(done.stderr.strip().splitlines() or ['?'])[-1]}"
+    version, available = done.stdout.split()[-2:]
+    if available != "True":
+        return False, f"skipped: torch {version} sees no CUDA device"
+    return True, f"ok: torch {version} on CUDA"
+
+
+def torch_throughput(
+    python: Path, shape: BenchShape, settings: BenchSettings, n: int, device: str = "cpu"
+) -> dict:
     """Run benchmarks/torch_lstm.py for `shape` in the torch venv; its JSON result (windows_per_s, ...)."""
     spec = {
+        "device": device,
         "num_stores": shape.num_stores,
         "num_categories": shape.num_categories,
         "store_embedding": shape.store_embedding,
@@ -504,12 +533,14 @@ def throughput(shape: BenchShape, times: list[float], compile_s: float | None = 
     }
 
 
-def torch_side(python: Path | None, shape: BenchShape, settings: BenchSettings, n: int) -> dict | None:
+def torch_side(
+    python: Path | None, shape: BenchShape, settings: BenchSettings, n: int, device: str = "cpu"
+) -> dict | None:
     """torch's result at `shape`, or None (with the reason logged in the result) when it cannot run."""
     if python is None:
         return None
     try:
-        return torch_throughput(python, shape, settings, n)
+        return torch_throughput(python, shape, settings, n, device)
     except (RuntimeError, OSError, subprocess.TimeoutExpired, json.JSONDecodeError, IndexError) as exc:
         return {"error": str(exc), "windows_per_s": None}
 
@@ -568,6 +599,7 @@ def machine(info: dict, torch_version: str | None) -> dict:
         "flax": flax.__version__,
         "optax": optax.__version__,
         "torch": torch_version,
+        "jax_devices": [str(d) for d in jax.devices()],
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
     }
 
@@ -630,6 +662,8 @@ def run_bench(quick: bool, out: Path, *, settings: BenchSettings | None = None) 
     peak = matmul_gflops(settings.matmul_size, settings.repeats)
     theoretical, assumption = theoretical_peak(info)
     (jd, td, speedups), (js, ts, speedups_saturated) = (sides[s.name] for s in settings.shapes)
+    cuda_ok, cuda_status = torch_cuda(python) if python is not None else (False, torch_reason)
+    cuda = {s.name: torch_side(python, s, settings, n, "cuda") for s in settings.shapes} if cuda_ok else {}
     torch_version = next((t.get("torch_version") for t in (td, ts) if t and "torch_version" in t), None)
     if python is not None and (td is None or td.get("windows_per_s") is None):
         torch_reason = (td or {}).get("error", "torch benchmark failed")
@@ -645,6 +679,10 @@ def run_bench(quick: bool, out: Path, *, settings: BenchSettings | None = None) 
         "speedup_vs_torch_saturated": statistics.median(speedups_saturated) if speedups_saturated else None,
         "speedup_rounds": {"default": speedups, "saturated": speedups_saturated},
         "torch_status": torch_reason,
+        "jax_backend": jax_backend(),
+        "torch_cuda_status": cuda_status,
+        "torch_cuda_windows_per_s": (cuda.get("default") or {}).get("windows_per_s"),
+        "torch_cuda_windows_per_s_saturated": (cuda.get("saturated") or {}).get("windows_per_s"),
         "gflops": js["gflops"],
         "gflops_default": jd["gflops"],
         "peak_gflops": peak,
@@ -664,6 +702,7 @@ def run_bench(quick: bool, out: Path, *, settings: BenchSettings | None = None) 
         "configs": {s.name: dataclasses.asdict(s) for s in settings.shapes},
         "jax": {"default": jd, "saturated": js},
         "torch": {"default": td, "saturated": ts},
+        "torch_cuda": cuda or None,
         "settings": {k: v for k, v in dataclasses.asdict(settings).items() if k not in ("shapes", "train")},
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
     }
@@ -688,7 +727,8 @@ def summary(report: dict) -> str:
         f"gflops {report['gflops']:.1f} of matmul peak {report['peak_gflops']:.1f} "
         f"({report['peak_fraction']:.1%}); theoretical {fmt(report['theoretical_peak_gflops'], '.1f')}",
         f"compile {report['compile_seconds']:.2f} s, epoch {report['seconds_per_epoch']:.2f} s",
-        f"torch: {report['torch_status']}",
+        f"torch: {report['torch_status']}; JAX on {report['jax_backend']}; torch on CUDA: "
+        f"{report['torch_cuda_status']}",
     ]
     lines += [
         f"  {s['n_series']:>7} series: {s['seconds_per_epoch']:8.2f} s/epoch, {s['peak_memory_mb']:8.1f} MiB"

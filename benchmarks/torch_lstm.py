@@ -2,7 +2,8 @@
 
 Runs in its own interpreter (torch is not a salesjax dependency; `bench.py` creates a venv with
 a CPU build and calls this file with it). It reads one JSON object of settings from argv[1] and prints
-one JSON object with the result on its last stdout line, so the two sides share no imports.
+one JSON object with the result on its last stdout line, so the two sides share no imports. Settings
+`"device": "cuda"` time the same step on the GPU (one run: thread counts are a CPU setting).
 
 The model mirrors `salesjax.model.Forecaster`: store and category embeddings broadcast over time and
 concatenated to the inputs, `num_layers` LSTM layers (oneDNN's fused CPU kernel), dropout after every
@@ -57,18 +58,19 @@ def measure(s: dict, threads: int) -> dict:
     """Median seconds per train step over `repeats` runs of `steps` steps, after `warmup` steps."""
     torch.set_num_threads(threads)
     torch.manual_seed(0)
+    device = torch.device(s.get("device", "cpu"))
     rng = np.random.default_rng(0)
     n, t, b = s["num_windows"], s["context"] + s["horizon"], s["batch_size"]
-    x = torch.from_numpy(rng.standard_normal((n, t, s["features"]), np.float32))
-    store = torch.from_numpy(rng.integers(0, s["num_stores"], n))
-    category = torch.from_numpy(rng.integers(0, s["num_categories"], n))
-    y = torch.from_numpy(rng.standard_normal((n, s["horizon"]), np.float32))
-    mask = torch.ones(n, s["horizon"])
-    q = torch.tensor(s["quantiles"], dtype=torch.float32)
-    net = Net(s)
+    x = torch.from_numpy(rng.standard_normal((n, t, s["features"]), np.float32)).to(device)
+    store = torch.from_numpy(rng.integers(0, s["num_stores"], n)).to(device)
+    category = torch.from_numpy(rng.integers(0, s["num_categories"], n)).to(device)
+    y = torch.from_numpy(rng.standard_normal((n, s["horizon"]), np.float32)).to(device)
+    mask = torch.ones(n, s["horizon"], device=device)
+    q = torch.tensor(s["quantiles"], dtype=torch.float32, device=device)
+    net = Net(s).to(device)
     net.train()
     opt = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=1e-2)
-    batches = torch.from_numpy(rng.integers(0, n, (s["warmup"] + s["steps"], b)))
+    batches = torch.from_numpy(rng.integers(0, n, (s["warmup"] + s["steps"], b))).to(device)
 
     def step(idx):
         pred = net(x[idx], store[idx], category[idx])
@@ -83,6 +85,8 @@ def measure(s: dict, threads: int) -> dict:
         step(batches[i])
     times = []
     for _ in range(s["repeats"]):
+        if device.type == "cuda":
+            torch.cuda.synchronize()  # the warm-up's queued kernels are not this repeat's time
         start = time.perf_counter()
         for i in range(s["steps"]):
             loss = step(batches[s["warmup"] + i])
@@ -94,12 +98,14 @@ def measure(s: dict, threads: int) -> dict:
 def main() -> None:
     """Measure each thread count in argv[1]'s settings; print the results and the best as JSON."""
     settings = json.loads(sys.argv[1])
-    runs = [measure(settings, t) for t in settings["threads"]]
+    threads = settings["threads"] if settings.get("device", "cpu") == "cpu" else settings["threads"][:1]
+    runs = [measure(settings, t) for t in threads]
     best = min(runs, key=lambda r: r["seconds_per_step"])
     print(
         json.dumps(
             {
                 "torch_version": torch.__version__,
+                "device": settings.get("device", "cpu"),
                 "mkldnn": torch.backends.mkldnn.is_available(),
                 "runs": runs,
                 "best_threads": best["threads"],

@@ -9,7 +9,8 @@ those months and asserts identical forecasts).
 Two DVC stages, so that each is rerun only by what it depends on:
 - `backtest_baselines` (`run_backtest_baselines`): the statsforecast models of `salesjax.baselines` at
   every origin, saved to artifacts/backtest/baselines.msgpack. It depends on the data, the split,
-  data.target, evaluate.season_length and backtest.origins/n_jobs, not on the LSTM's params: each origin
+  data.target, evaluate.season_length, baselines.engine and backtest.origins/n_jobs, not on the LSTM's
+  params (with baselines.engine dask, one Dask cluster serves every origin). Each origin
   is forecast through split.test_end, which serves any model.horizon (a baseline's longer forecast
   begins with its shorter one, bit for bit; tests/test_backtest.py checks the saved prefix). The origin
   split.test_start, when the training months run up to it, has the evaluation's training and test
@@ -26,6 +27,7 @@ Two DVC stages, so that each is rerun only by what it depends on:
   disruption the two are the same world). MASE scales come from the origin's own training months.
 """
 
+import contextlib
 import dataclasses
 import logging
 import time
@@ -92,9 +94,8 @@ def baseline_arrays(
     cfg: Config, history: np.ndarray, available: np.ndarray, n_test: int
 ) -> dict[str, np.ndarray]:
     """Each baseline's f64[S,n_test,Q] forecast (revenue, at QUANTILES) from training months f64[S,T0]."""
-    return baselines.forecast_baselines(
-        history, available, n_test, cfg.evaluate.season_length, QUANTILES, n_jobs=cfg.backtest.n_jobs
-    )
+    season, n_jobs, engine = cfg.evaluate.season_length, cfg.backtest.n_jobs, cfg.baselines.engine
+    return baselines.forecast_baselines(history, available, n_test, season, QUANTILES, n_jobs, engine)
 
 
 def baseline_forecasts(
@@ -127,10 +128,18 @@ def _fit_or_reuse(cfg: Config, panel: Panel, origin: Origin) -> dict[str, np.nda
     return fit
 
 
+def _cluster(cfg: Config) -> contextlib.AbstractContextManager:
+    """One Dask client for every origin when baselines.engine is dask (else nothing)."""
+    if cfg.baselines.engine == "dask":
+        return baselines.dask_client(cfg.backtest.n_jobs)
+    return contextlib.nullcontext()
+
+
 def run_backtest_baselines(cfg: Config) -> None:
     """Forecast every origin with every baseline and save the forecasts for the backtest stage."""
     panel, _ = load_prepared(cfg)
-    fits = {o.label: _fit_or_reuse(cfg, panel, o) for o in baseline_origins(cfg, panel)}
+    with _cluster(cfg):
+        fits = {o.label: _fit_or_reuse(cfg, panel, o) for o in baseline_origins(cfg, panel)}
     BASELINE_FORECASTS.parent.mkdir(parents=True, exist_ok=True)
     BASELINE_FORECASTS.write_bytes(serialization.msgpack_serialize(fits))
 

@@ -20,17 +20,34 @@ Each series is fitted on exactly the history it is given (the caller passes trai
   nothing from the actuals). Quantiles are then sorted along Q so they never cross.
 Deterministic: each series is fitted on its own (one process by default, `n_jobs` forked workers on
 request, the same fits either way); AutoTheta's interval simulation uses a fixed seed.
+
+Engines (`baselines.engine`): `local` runs statsforecast in this process (and its `n_jobs` forks);
+`dask` sends blocks of series to the workers of a Dask cluster, each running the same local fits, so
+the forecasts are the same bit for bit. The cluster is the one at $SALESJAX_DASK_SCHEDULER
+(`tcp://host:8786`), else a local one of `n_jobs` worker processes (spawned, not forked: safe after
+JAX has started). statsforecast's own Dask path (a dask DataFrame through fugue) is not used: fugue's
+group-by on Dask loses the series id column under pandas 3 and fugue >= 0.9.6 requires pandas < 3, and
+it would return float32 forecasts.
 """
 
+import contextlib
 import logging
+import os
+from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
+from distributed import Client, LocalCluster, default_client
 from statsforecast import StatsForecast
 from statsforecast.models import AutoARIMA, AutoETS, AutoTheta, Naive, SeasonalNaive
 
+from salesjax.errors import SalesjaxError
+
 logger = logging.getLogger(__name__)
 BASELINES = ("naive", "seasonal_naive", "ets", "arima", "theta")
+ENGINES = ("local", "dask")
+SCHEDULER = "SALESJAX_DASK_SCHEDULER"
+TASKS_PER_WORKER = 4  # blocks of series per worker thread: fit times vary, small blocks balance the load
 
 
 def make_models(season_length: int) -> list:
@@ -81,6 +98,64 @@ def _constant_forecast(history: np.ndarray, history_mask: np.ndarray, horizon: i
     return np.broadcast_to(value[:, None, None], (len(value), horizon, n_q)).astype(np.float64)
 
 
+def _forecast(
+    df: pd.DataFrame, steps: int, season_length: int, levels: list[int | float], n_jobs: int = 1
+) -> pd.DataFrame:
+    """statsforecast's forecast frame, `steps` months past each series' end, for the rows of `df`."""
+    progress = logger.isEnabledFor(logging.INFO)  # statsforecast's bar, hidden by `salesjax -q`
+    sf = StatsForecast(
+        models=make_models(season_length), freq=1, n_jobs=n_jobs, fallback_model=Naive(), verbose=progress
+    )
+    # On short series AutoETS tries candidates with 0 residual degrees of freedom (a divide-by-zero
+    # warning); a non-finite forecast that results is replaced by Naive in _apply_fallbacks.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return sf.forecast(h=steps, df=df, level=levels)
+
+
+def _current_client() -> Client | None:
+    """The Dask client this process already uses, if any."""
+    try:
+        return default_client()
+    except ValueError:
+        return None
+
+
+def _connect(address: str) -> Client:
+    """A client of the scheduler at `address`; an unreachable one is one line."""
+    try:
+        return Client(address)
+    except OSError as exc:
+        raise SalesjaxError(f"{SCHEDULER}={address}: cannot reach the Dask scheduler ({exc})") from None
+
+
+@contextlib.contextmanager
+def dask_client(n_workers: int) -> Iterator[Client]:
+    """The current Dask client, else one of the cluster at $SALESJAX_DASK_SCHEDULER or of a local one."""
+    if (current := _current_client()) is not None:
+        yield current
+    elif address := os.environ.get(SCHEDULER):
+        with _connect(address) as client:
+            yield client
+    else:
+        local = LocalCluster(
+            n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None
+        )
+        with local, Client(local) as client:
+            yield client
+
+
+def _forecast_on_dask(
+    df: pd.DataFrame, steps: int, season_length: int, levels: list[int | float], n_workers: int
+) -> pd.DataFrame:
+    """`_forecast` of blocks of whole series on the workers of `dask_client(n_workers)`, concatenated."""
+    with dask_client(n_workers) as client:
+        ids = df["unique_id"].unique()
+        n_tasks = min(len(ids), TASKS_PER_WORKER * sum(client.nthreads().values()))
+        blocks = [df[df["unique_id"].isin(part)] for part in np.array_split(ids, n_tasks)]
+        tasks = client.map(_forecast, blocks, steps=steps, season_length=season_length, levels=levels)
+        return pd.concat(client.gather(tasks), ignore_index=True)
+
+
 def _fit_predict(
     history: np.ndarray,
     history_mask: np.ndarray,
@@ -89,20 +164,18 @@ def _fit_predict(
     season_length: int,
     levels: list[int | float],
     n_jobs: int = 1,
+    engine: str = "local",
 ) -> pd.DataFrame:
     """statsforecast forecast frame for series `rows`, covering months T..T+H-1 of each."""
     frames = [_series_frame(s, history[s], history_mask[s]) for s in rows]
     last = np.array([f["ds"].iat[-1] for f in frames])
     n_months = history.shape[1]
-    progress = logger.isEnabledFor(logging.INFO)  # statsforecast's bar, hidden by `salesjax -q`
-    sf = StatsForecast(
-        models=make_models(season_length), freq=1, n_jobs=n_jobs, fallback_model=Naive(), verbose=progress
-    )
     steps = horizon + int((n_months - 1 - last).max())
-    # On short series AutoETS tries candidates with 0 residual degrees of freedom (a divide-by-zero
-    # warning); a non-finite forecast that results is replaced by Naive in _apply_fallbacks.
-    with np.errstate(divide="ignore", invalid="ignore"):
-        fc = sf.forecast(h=steps, df=pd.concat(frames, ignore_index=True), level=levels)
+    df = pd.concat(frames, ignore_index=True)
+    if engine == "dask":
+        fc = _forecast_on_dask(df, steps, season_length, levels, n_jobs)
+    else:
+        fc = _forecast(df, steps, season_length, levels, n_jobs)
     return fc[(fc["ds"] >= n_months) & (fc["ds"] < n_months + horizon)]
 
 
@@ -120,12 +193,16 @@ def forecast_baselines(
     season_length: int,
     quantiles: tuple[float, ...],
     n_jobs: int = 1,
+    engine: str = "local",
 ) -> dict[str, np.ndarray]:
     """Each baseline's f64[S,H,Q] forecast (revenue, >= 0) from history f[S,T], mask bool[S,T].
 
     `n_jobs` > 1 fits the series in that many forked worker processes (the same per-series fits, so
-    the same forecasts); fork before the JAX runtime starts in the process, never after.
+    the same forecasts); fork before the JAX runtime starts in the process, never after. `engine`
+    "dask" fits them on a Dask cluster instead (module docstring), `n_jobs` workers when local.
     """
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
     levels, suffixes = quantile_columns(quantiles)
     n_series, n_months = history.shape
     constant = _constant_rows(history, history_mask)
@@ -133,7 +210,7 @@ def forecast_baselines(
     out = {name: base.copy() for name in BASELINES}
     rows = np.flatnonzero(~constant)
     if rows.size:
-        fc = _fit_predict(history, history_mask, rows, horizon, season_length, levels, n_jobs)
+        fc = _fit_predict(history, history_mask, rows, horizon, season_length, levels, n_jobs, engine)
         for name in BASELINES:
             for k, suffix in enumerate(suffixes):
                 column = _to_array(fc, name + suffix, n_series, n_months, horizon)

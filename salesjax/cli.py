@@ -195,11 +195,16 @@ def _simulate_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of `salesjax simulate`."""
     parser.add_argument("--seed", type=int, default=0, help="random seed (the default dataset uses 0)")
     parser.add_argument("--out", type=Path, default=Path("data"), help="output directory")
+    stores, categories = len(simulate.STORES), len(simulate.CATEGORIES)
+    parser.add_argument("--stores", type=int, default=stores, help=f"stores in the chain (default {stores})")
+    parser.add_argument(
+        "--categories", type=int, default=categories, help=f"categories per store (default {categories})"
+    )
 
 
 def _simulate(args: argparse.Namespace) -> int:
     """Write the simulated chain's transactions (observed and counterfactual worlds)."""
-    observed, counterfactual = simulate.simulate(args.seed)
+    observed, counterfactual = simulate.simulate(args.seed, args.stores, args.categories)
     simulate.write_dataset(observed, counterfactual, args.out)
     rows = f"{len(observed)} observed and {len(counterfactual)} counterfactual rows"
     logger.info(f"simulate: {rows} in {args.out}")
@@ -221,7 +226,9 @@ def _experiment(args: argparse.Namespace) -> int:
 
 COMMANDS: dict[str, Command] = {
     "validate": Command("check a raw file against the data contract", _validate_arguments, _validate),
-    "simulate": Command("write the calibrated default dataset", _simulate_arguments, _simulate),
+    "simulate": Command(
+        "write the calibrated default dataset (or a chain of another size)", _simulate_arguments, _simulate
+    ),
     "prepare": Command(
         "DVC stage: validate, aggregate, calendar features", _params_argument, _stage(stages.prepare)
     ),

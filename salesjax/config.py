@@ -124,6 +124,13 @@ class EvaluateConfig:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class BaselinesConfig:
+    """Where the statsforecast baselines are fitted (the forecasts are the same on either engine)."""
+
+    engine: typing.Literal["local", "dask"]  # dask: $SALESJAX_DASK_SCHEDULER's cluster, else a local one
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class BacktestConfig:
     """Rolling forecast origins: each re-fits every forecaster on the months before it."""
 
@@ -150,6 +157,7 @@ class Config:
     model: ModelConfig
     train: TrainConfig
     evaluate: EvaluateConfig
+    baselines: BaselinesConfig
     backtest: BacktestConfig
     sweep: SweepConfig
 

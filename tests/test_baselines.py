@@ -1,9 +1,13 @@
 """The baselines' contract on a tiny panel, plus exactness and fallback properties."""
 
+import dask
 import numpy as np
 import pytest
+from distributed import get_task_stream
 
+from salesjax import baselines
 from salesjax.baselines import BASELINES, forecast_baselines, quantile_columns
+from salesjax.errors import SalesjaxError
 
 QUANTILES = (0.1, 0.5, 0.9)
 T, H, M = 24, 12, 12
@@ -84,3 +88,28 @@ def test_quantile_columns():
     assert levels == [50, 90] and suffixes == ["-lo-90", "-lo-50", "-hi-50"]
     with pytest.raises(ValueError, match="strictly between"):
         quantile_columns((0.0, 0.5))
+
+
+def test_the_dask_engine_gives_the_local_forecasts(panel_forecasts, monkeypatch):
+    """A local cluster of 2 worker processes fits the same series to the same forecasts, bit for bit."""
+    monkeypatch.delenv(baselines.SCHEDULER, raising=False)
+    with baselines.dask_client(2) as client:  # no scheduler named, no client yet: a local cluster
+        assert sorted(client.nthreads().values()) == [1, 1]
+        with get_task_stream(client) as stream:
+            on_dask = forecast_baselines(*_panel(), H, M, QUANTILES, n_jobs=2, engine="dask")
+    fits = {t["key"] for t in stream.data if str(t["key"]).startswith("_forecast")}
+    assert len(fits) == 4  # one block per series fitted (of 6: one all-zero, one never observed)
+    for name in BASELINES:
+        np.testing.assert_array_equal(on_dask[name], panel_forecasts[name], err_msg=name)
+
+
+def test_an_unreachable_scheduler_is_one_line(monkeypatch):
+    monkeypatch.setenv(baselines.SCHEDULER, "tcp://127.0.0.1:9")
+    refused = pytest.raises(SalesjaxError, match="SALESJAX_DASK_SCHEDULER=tcp://127.0.0.1:9: cannot reach")
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}), refused:
+        forecast_baselines(*_panel(), H, M, QUANTILES, engine="dask")
+
+
+def test_an_unknown_engine_is_refused():
+    with pytest.raises(ValueError, match="engine must be one of"):
+        forecast_baselines(*_panel(), H, M, QUANTILES, engine="spark")

@@ -2,7 +2,9 @@
 
 import dataclasses
 import json
+import sys
 import time
+from pathlib import Path
 
 import bench
 import jax.numpy as jnp
@@ -128,6 +130,8 @@ def test_run_bench_writes_every_key_without_torch(tmp_path, config):
         assert key in written, key
     assert written["torch_windows_per_s"] is None and written["speedup_vs_torch"] is None
     assert "skipped" in written["torch_status"]
+    assert written["jax_backend"] == "cpu" and written["machine"]["jax_devices"]
+    assert written["torch_cuda_status"].startswith("skipped") and written["torch_cuda"] is None
     assert written["jax_windows_per_s"] > 0 and written["peak_gflops"] > 0
     assert written["peak_fraction"] == pytest.approx(written["gflops"] / written["peak_gflops"])
     assert [s["n_series"] for s in written["scaling"]] == [2, 4]
@@ -155,3 +159,30 @@ def test_theoretical_peak_states_its_assumption():
     gflops, note = bench.theoretical_peak(info)
     assert gflops == pytest.approx(2 * 2.5 * 64)
     assert "AVX-512" in note and "2 cores" in note
+
+
+def test_the_jax_side_runs_on_the_cpu_here():
+    assert bench.jax_backend() == "cpu"
+
+
+FAKE_TORCH = {
+    "missing": "raise ModuleNotFoundError(\"No module named 'torch'\", name='torch')\n",
+    "cpu": "__version__ = '9.9+cpu'\nclass cuda:\n    is_available = staticmethod(lambda: False)\n",
+    "cuda": "__version__ = '9.9+cu129'\nclass cuda:\n    is_available = staticmethod(lambda: True)\n",
+}
+
+
+@pytest.mark.parametrize(
+    ("torch", "expected"),
+    [
+        ("missing", (False, "skipped: torch not installed")),
+        ("cpu", (False, "skipped: torch 9.9+cpu sees no CUDA device")),
+        ("cuda", (True, "ok: torch 9.9+cu129 on CUDA")),
+    ],
+)
+def test_torch_on_cuda_is_a_status_never_a_crash(tmp_path, monkeypatch, torch, expected):
+    """A stand-in `torch` module on the probe's path: missing, CPU-only, or seeing a GPU."""
+    (tmp_path / "torch.py").write_text(FAKE_TORCH[torch])
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    assert bench.torch_cuda(Path(sys.executable)) == expected
+    assert bench.torch_cuda(None) == (False, "skipped: torch not installed")

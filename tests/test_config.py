@@ -39,6 +39,8 @@ def test_merge_is_deep():
         (lambda p: p["train"].update(learning_rate="3e-3"), "'params.train.learning_rate' must be float"),
         (lambda p: p["train"].update(batch_size=True), "'params.train.batch_size' must be int"),
         (lambda p: p["data"].update(format="xlsx"), "'params.data.format' must be one of"),
+        (lambda p: p["baselines"].update(engine="spark"), "'params.baselines.engine' must be one of"),
+        (lambda p: p.pop("baselines"), "missing key 'params.baselines'"),
         (lambda p: p["model"].update(quantiles=[0.1, 0.9]), "include 0.5"),
         (lambda p: p["train"].update(loss="mse"), "mse"),
         (lambda p: p["split"].update(test_start="2019-06"), "train_end < test_start"),

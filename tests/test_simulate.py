@@ -1,4 +1,4 @@
-"""The default-dataset simulator: schema, calibration to FACTS.md, calendar drivers, determinism."""
+"""The default-dataset simulator: schema, calibration to FACTS.md, calendar drivers, determinism, resizing."""
 
 import re
 
@@ -7,8 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from salesjax.cli import main
 from salesjax.data.schema import TRANSACTION_COLUMNS as COLUMNS
 from salesjax.data.simulate import simulate, write_dataset
+from salesjax.errors import SalesjaxError
 
 STORE_SHARES = {
     36: 8.8, 84: 4.8, 108: 6.8, 120: 8.3, 132: 7.1, 180: 5.4, 252: 3.0, 264: 9.6, 276: 4.3,
@@ -253,3 +255,60 @@ def test_determinism_and_files(worlds, other_seed, tmp_path):
     assert sum((tmp_path / "a" / n).stat().st_size for n in names) < 18e6
     back = pd.read_parquet(tmp_path / "a" / "transactions.parquet")
     pd.testing.assert_frame_equal(back, worlds[0], check_dtype=False)
+
+
+def _cells(frame: pd.DataFrame, column: str) -> pd.Series:
+    """Sum of `column` per (StoreId, ProductCategory, year)."""
+    return _with_time(frame).groupby(["StoreId", "ProductCategory", "year"])[column].sum()
+
+
+@pytest.fixture(scope="module")
+def small_chain() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """simulate(0) resized to 3 stores x 2 categories."""
+    return simulate(0, n_stores=3, n_categories=2)
+
+
+def test_a_small_chain_sells_what_its_stores_sell_in_the_default(small_chain, worlds):
+    """3 x 2: those six series, schema intact, each year within noise of the default chain's cells.
+
+    The expected demand of each cell is the default's; only the draws of transactions differ (a few
+    hundred TVs a year per store: units within 20%, revenue of the whole within 5%).
+    """
+    for frame, default in zip(small_chain, worlds, strict=True):
+        assert tuple(frame.columns) == COLUMNS and not frame.isna().any().any()
+        assert set(frame["StoreId"]) == {36, 84, 108}
+        assert set(frame["ProductCategory"]) == {"Smartphones", "TVs"}
+        units = _cells(frame, "Quantity")
+        assert len(units) == 6 * (3 if frame is small_chain[0] else 1)
+        np.testing.assert_allclose(units, _cells(default, "Quantity").loc[units.index], rtol=0.2)
+        revenue = _cells(default, "Revenue").loc[units.index].sum()
+        assert _close(frame["Revenue"].sum(), revenue, 0.05)
+        assert (frame["Price"] > 0).all() and (frame["Revenue"] > 0).all()
+
+
+def test_a_small_chain_is_deterministic_for_a_seed(small_chain):
+    """Same seed, same frames; another seed, other transactions."""
+    again, other = simulate(0, 3, 2), simulate(1, 3, 2)
+    for a, b in zip(small_chain, again, strict=True):
+        pd.testing.assert_frame_equal(a, b)
+    assert not set(small_chain[0]["TransactionID"]) & set(other[0]["TransactionID"])
+
+
+def test_copies_sell_like_their_templates():
+    """22 x 41: stores 468 and 480 copy 36 and 84, 'Smartphones 2' copies Smartphones."""
+    observed = simulate(0, n_stores=22, n_categories=41)[0]
+    assert set(observed["StoreId"]) == set(STORE_SHARES) | {468, 480}
+    assert observed["ProductCategory"].nunique() == 41 and "Smartphones 2" in set(observed["ProductCategory"])
+    assert observed["ProductID"].nunique() == observed.groupby("ProductCategory")["ProductID"].nunique().sum()
+    units = observed.groupby("StoreId")["Quantity"].sum()
+    assert _close(units[468], units[36], 0.05) and _close(units[480], units[84], 0.05)
+    revenue = observed.groupby("ProductCategory")["Revenue"].sum()
+    assert _close(revenue["Smartphones 2"], revenue["Smartphones"], 0.15)
+
+
+def test_a_chain_needs_a_store_and_a_category(capsys):
+    """An empty chain is one error line, exit code 2."""
+    with pytest.raises(SalesjaxError, match="at least 1 store"):
+        simulate(0, n_stores=0)
+    assert main(["simulate", "--categories", "0", "--out", "unused"]) == 2
+    assert capsys.readouterr().err.startswith("error: a chain needs at least 1 store and 1 category")

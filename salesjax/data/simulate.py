@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from salesjax.data.schema import TRANSACTION_COLUMNS
+from salesjax.errors import SalesjaxError
 
 START, END, COVID_YEAR = "2018-01-01", "2020-12-31", 2020
 # Expected (units, revenue AZN, smartphone revenue AZN) per year. 2018, 2019 and observed 2020 are
@@ -181,13 +182,35 @@ class Catalogue:
 
 
 @dataclasses.dataclass(frozen=True)
+class RateDraws:
+    """The random parts of the demand rate of S stores x C categories."""
+
+    store_growth: np.ndarray  # f64[S] yearly log-growth of each store
+    cat_growth: np.ndarray  # f64[C] yearly log-growth of each category
+    affinity: np.ndarray  # f64[S,C] mean-one level of each pair
+    monthly: np.ndarray  # f64[36,S,C] mean-one noise of each pair and month
+
+
+@dataclasses.dataclass(frozen=True)
 class Demand:
-    """Uncalibrated expected transactions and the expected worth of one transaction."""
+    """Uncalibrated expected transactions, the expected worth of one, and the rate's parts."""
 
     rate: np.ndarray  # f64[D,S,C] transactions per day, counterfactual world
     units: np.ndarray  # f64[C] expected units per transaction
     price: np.ndarray  # f64[D,C] expected price per unit, AZN
     discount: np.ndarray  # f64[D] probability that a sale is discounted
+    seasonal: np.ndarray  # f64[D,C] calendar, climate and weekday multipliers
+    draws: RateDraws
+
+
+@dataclasses.dataclass(frozen=True)
+class Chain:
+    """The simulated stores and categories, each a copy of one of STORES or CATEGORIES (its template)."""
+
+    store: np.ndarray  # i64[S] index of each store's template in STORES
+    category: np.ndarray  # i64[C] index of each category's template in CATEGORIES
+    store_ids: np.ndarray  # i64[S] StoreId
+    category_names: np.ndarray  # object[C] ProductCategory
 
 
 @dataclasses.dataclass(frozen=True)
@@ -197,6 +220,27 @@ class Calibration:
     store: np.ndarray  # f64[S] level of each store
     group: np.ndarray  # f64[D,G] level of each group (smartphones, accessories, rest)
     kappa: np.ndarray  # f64[G] 2020 thinning exponent: keep = closure_keep ** kappa
+
+
+def make_chain(n_stores: int = len(STORES), n_categories: int = len(CATEGORIES)) -> Chain:
+    """The first n of STORES and CATEGORIES, cycled past their ends; copies get new ids and names.
+
+    Store copies continue the thesis's StoreId step of 12 (468, 480, ...); the k-th copy of a
+    category is named with k + 1 ("Smartphones 2").
+    """
+    if n_stores < 1 or n_categories < 1:
+        raise SalesjaxError(f"a chain needs at least 1 store and 1 category, got {n_stores} x {n_categories}")
+    ids = np.array([s[0] for s in STORES], dtype=np.int64)
+    extra = ids[-1] + 12 * np.arange(1, n_stores - len(ids) + 1, dtype=np.int64)
+    category = np.arange(n_categories) % len(CATEGORIES)
+    copy = np.arange(n_categories) // len(CATEGORIES)
+    names = [CATEGORIES[j].name + (f" {k + 1}" if k else "") for j, k in zip(category, copy, strict=True)]
+    return Chain(
+        np.arange(n_stores) % len(ids),
+        category,
+        np.concatenate([ids[:n_stores], extra]),
+        np.array(names, dtype=object),
+    )
 
 
 def _days() -> pd.DatetimeIndex:
@@ -311,23 +355,80 @@ def _lognormal(rng: np.random.Generator, sigma: float, shape) -> np.ndarray:
     return np.exp(sigma * rng.standard_normal(shape) - sigma**2 / 2)
 
 
-def _trends(days: pd.DatetimeIndex, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """(f64[D,S] store trend, f64[D,C] category trend): log-linear, a growth rate for each."""
-    t = _years_since_2018(days)[:, None] - 1
+def _level(chain: Chain) -> np.ndarray:
+    """f64[S,C] design level of each pair: its store's unit share x its category's weight."""
+    return np.array([s[1] for s in STORES])[chain.store][:, None] * _column("weight")[chain.category]
+
+
+def _draws(level: np.ndarray, rng: np.random.Generator) -> RateDraws:
+    """Growth rates and noise of the default chain, f64[S,C] `level` its design levels."""
     store_growth = rng.normal(0.07, 0.06, len(STORES))
     cat_growth = _column("growth") + rng.normal(0, 0.03, len(CATEGORIES))
-    return np.exp(t * store_growth), np.exp(t * cat_growth)
-
-
-def _rate(days: pd.DatetimeIndex, seasonal: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """f64[D,S,C] uncalibrated expected transactions per day from f64[D,C] seasonal multipliers."""
-    store_trend, cat_trend = _trends(days, rng)
-    level = np.array([s[1] for s in STORES])[:, None] * _column("weight")
     affinity = _lognormal(rng, 0.25, level.shape)
     affinity /= (level * affinity).sum(axis=0) / level.sum(axis=0)  # category totals stay put
-    monthly = _lognormal(rng, 0.12, (36, *level.shape))[_month_index(days)]
+    return RateDraws(store_growth, cat_growth, affinity, _lognormal(rng, 0.12, (36, *level.shape)))
+
+
+def _rate(days: pd.DatetimeIndex, seasonal: np.ndarray, level: np.ndarray, draws: RateDraws) -> np.ndarray:
+    """f64[D,S,C] uncalibrated expected transactions per day from f64[D,C] seasonal multipliers.
+
+    Trends are log-linear, a growth rate for each store and each category.
+    """
+    t = _years_since_2018(days)[:, None] - 1
+    store_trend, cat_trend = np.exp(t * draws.store_growth), np.exp(t * draws.cat_growth)
+    monthly = draws.monthly[_month_index(days)]
     by_day = store_trend[:, :, None] * (cat_trend * seasonal)[:, None]
-    return level * affinity * monthly * by_day
+    return level * draws.affinity * monthly * by_day
+
+
+def _grown(head: np.ndarray, n: int, loc: float, scale: float, rng: np.random.Generator) -> np.ndarray:
+    """f64[n]: the first n of `head`, then fresh Normal(loc, scale) draws."""
+    return np.concatenate([head[:n], loc + rng.normal(0.0, scale, n - min(n, len(head)))])
+
+
+def _widened(
+    corner: np.ndarray, shape: tuple[int, ...], sigma: float, rng: np.random.Generator
+) -> np.ndarray:
+    """f64[...,S,C] mean-one noise: `corner`'s values where it has them, fresh lognormal elsewhere."""
+    s0, c0 = min(shape[-2], corner.shape[-2]), min(shape[-1], corner.shape[-1])
+    out = np.empty(shape)
+    out[..., :s0, :c0] = corner[..., :s0, :c0]
+    out[..., s0:, :] = _lognormal(rng, sigma, (*shape[:-2], shape[-2] - s0, shape[-1]))
+    out[..., :s0, c0:] = _lognormal(rng, sigma, (*shape[:-2], s0, shape[-1] - c0))
+    return out
+
+
+def _chain_draws(draws: RateDraws, chain: Chain, rng: np.random.Generator) -> RateDraws:
+    """The default chain's draws for its own stores and categories, fresh draws for the copies.
+
+    Copies' affinities are not renormalised: they add pairs, they do not share the template's totals.
+    """
+    n_s, n_c = len(chain.store), len(chain.category)
+    extra = chain.category[len(draws.cat_growth) :]
+    cat_growth = _grown(draws.cat_growth, n_c, 0.0, 0.03, rng)
+    cat_growth[len(draws.cat_growth) :] += _column("growth")[extra]
+    return RateDraws(
+        _grown(draws.store_growth, n_s, 0.07, 0.06, rng),
+        cat_growth,
+        _widened(draws.affinity, (n_s, n_c), 0.25, rng),
+        _widened(draws.monthly, (36, n_s, n_c), 0.12, rng),
+    )
+
+
+def _chain_demand(days: pd.DatetimeIndex, demand: Demand, chain: Chain, rng: np.random.Generator) -> Demand:
+    """The chain's demand: the default chain's where they overlap, fresh noise for the copies."""
+    draws = _chain_draws(demand.draws, chain, rng)
+    seasonal = demand.seasonal[:, chain.category]
+    rate = _rate(days, seasonal, _level(chain), draws)
+    price = demand.price[:, chain.category]
+    return Demand(rate, demand.units[chain.category], price, demand.discount, seasonal, draws)
+
+
+def _chain_catalogue(cat: Catalogue, chain: Chain) -> Catalogue:
+    """Each category's template products; the k-th copy's ProductIDs are 1,000,000 x k higher."""
+    rows, copy = chain.category, np.arange(len(chain.category)) // len(CATEGORIES)
+    ids = cat.ids[rows] + 1_000_000 * copy[:, None]
+    return Catalogue(cat.price[rows], cat.weight[rows], cat.slope[rows], ids, cat.names[rows])
 
 
 def _list_prices(cat: Category, weight: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -400,7 +501,10 @@ def _demand(days: pd.DatetimeIndex, cat: Catalogue, rng: np.random.Generator) ->
     discount = _discount_prob(windows)
     list_price = (_product_probs(cat)[_month_index(days)] * cat.price).sum(axis=2)
     price = list_price * (1 - discount * np.mean(DISCOUNTS))[:, None]
-    return Demand(_rate(days, seasonal, rng), _expected_units(), price, discount)
+    level = _level(make_chain())
+    draws = _draws(level, rng)
+    rate = _rate(days, seasonal, level, draws)
+    return Demand(rate, _expected_units(), price, discount, seasonal, draws)
 
 
 def _closure_keep(days: pd.DatetimeIndex) -> np.ndarray:
@@ -511,6 +615,31 @@ def _calibrate(days: pd.DatetimeIndex, demand: Demand, keep: np.ndarray) -> Cali
     return Calibration(store, _group_factor(log_knots, t), kappa)
 
 
+def _pair_units(days: pd.DatetimeIndex, demand: Demand, cal: Calibration, chain: Chain) -> np.ndarray:
+    """f64[S,C] expected observed units 2018-2020 of each pair; `cal.store` holds the chain's levels."""
+    group = _groups()[chain.category]
+    keep = _closure_keep(days)[:, chain.store, None] ** cal.kappa[group]
+    kept = np.where(np.asarray(days.year == COVID_YEAR)[:, None, None], keep, 1.0)
+    scale = cal.store[:, None] * cal.group[:, None, group] * kept
+    return (demand.rate * demand.units * scale).sum(axis=0)
+
+
+def _chain_calibration(
+    days: pd.DatetimeIndex, demand: Demand, cal: Calibration, chain: Chain, own: Demand
+) -> Calibration:
+    """The default calibration for the chain (demand `own`): templates' levels, group levels, thinning.
+
+    Each store's level is then rescaled so that its expected observed units over the chain's
+    categories equal its template's over theirs in the default chain: a store drawn afresh sells
+    like its template. A store that shares all its pairs with the default chain keeps its level.
+    """
+    default = _pair_units(days, demand, cal, make_chain())
+    target = default[chain.store][:, chain.category].sum(axis=1)
+    levels = Calibration(cal.store[chain.store], cal.group, cal.kappa)
+    units = _pair_units(days, own, levels, chain).sum(axis=1)
+    return Calibration(levels.store * (target / units), cal.group, cal.kappa)
+
+
 def _guids(rng: np.random.Generator, n: int) -> np.ndarray:
     """S36[N] random version-4 GUIDs, lower-case hex."""
     raw = rng.integers(0, 256, size=(n, 16), dtype=np.uint8)
@@ -557,43 +686,48 @@ def _transactions(
     demand: Demand,
     cal: Calibration,
     catalogue: Catalogue,
+    chain: Chain,
     rng: np.random.Generator,
 ) -> dict[str, np.ndarray]:
-    """Per-transaction arrays [N] of the counterfactual world and each row's survival in 2020."""
-    group = _groups()
+    """Per-transaction arrays [N] of the counterfactual world and each row's survival in 2020.
+
+    `demand`, `cal` and `catalogue` are the chain's; each category takes its template's attributes.
+    """
+    group = _groups()[chain.category]
     counts = rng.poisson(demand.rate * cal.store[:, None] * cal.group[:, None, group])
     flat = np.repeat(np.arange(counts.size), counts.ravel())
     day, store, cat = np.unravel_index(flat, counts.shape)
     slot, price = _sell(rng, cat, _month_index(days)[day], demand.discount[day], catalogue)
     cols = {"day": day, "store": store, "cat": cat, "slot": slot, "price": price}
-    cols["quantity"] = _quantity(rng, cat)
-    cols["female"] = rng.random(len(cat)) < _column("female")[cat]
-    cols["age"] = _age(rng, cat)
+    template = chain.category[cat]
+    cols["quantity"] = _quantity(rng, template)
+    cols["female"] = rng.random(len(cat)) < _column("female")[template]
+    cols["age"] = _age(rng, template)
     cols["guid"] = _guids(rng, len(cat))
-    keep = _closure_keep(days)[day, store] ** cal.kappa[group[cat]]
+    keep = _closure_keep(days)[day, chain.store[store]] ** cal.kappa[group[cat]]
     cols["observed"] = rng.random(len(cat)) < keep  # one uniform per transaction
     return cols
 
 
-def _row_order(cols: dict[str, np.ndarray], catalogue: Catalogue) -> np.ndarray:
+def _row_order(cols: dict[str, np.ndarray], catalogue: Catalogue, chain: Chain) -> np.ndarray:
     """i64[N] order by SalesDate, ProductCategory, ProductID, TransactionID (compresses well)."""
-    rank = np.argsort(np.argsort([c.name for c in CATEGORIES]))
+    rank = np.argsort(np.argsort(chain.category_names))
     pid = catalogue.ids[cols["cat"], cols["slot"]]
     return np.lexsort((cols["guid"], pid, rank[cols["cat"]], cols["day"]))
 
 
-def _frame(days: pd.DatetimeIndex, cols: dict[str, np.ndarray], cat: Catalogue) -> pd.DataFrame:
+def _frame(days: pd.DatetimeIndex, cols: dict[str, np.ndarray], cat: Catalogue, chain: Chain) -> pd.DataFrame:
     """The transaction table in the thesis's column order and types."""
     j, slot, quantity, price = cols["cat"], cols["slot"], cols["quantity"], cols["price"]
     frame = {
         "TransactionID": cols["guid"].astype(str),
         "SalesDate": np.asarray(days.strftime("%Y-%m-%d"), dtype=object)[cols["day"]],
-        "ProductCategory": np.array([c.name for c in CATEGORIES], dtype=object)[j],
+        "ProductCategory": chain.category_names[j],
         "ProductID": cat.ids[j, slot].astype(np.int64),
         "ProductName": cat.names[j, slot],
         "Age": cols["age"],
         "Gender": np.where(cols["female"], "Female", "Male").astype(object),
-        "StoreId": np.array([s[0] for s in STORES], dtype=np.int64)[cols["store"]],
+        "StoreId": chain.store_ids[cols["store"]],
         "Quantity": quantity.astype(np.int64),
         "Price": price,
         "Revenue": np.round(quantity * price, 2),
@@ -607,18 +741,30 @@ def _take(cols: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, np.ndarray
     return {k: v[rows] for k, v in cols.items()}
 
 
-def simulate(seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(observed 2018-01-01..2020-12-31, counterfactual 2020 only) transactions."""
+def simulate(
+    seed: int, n_stores: int = len(STORES), n_categories: int = len(CATEGORIES)
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(observed 2018-01-01..2020-12-31, counterfactual 2020 only) transactions of a chain.
+
+    The default chain (20 stores x 40 categories) is drawn and calibrated first, always. A chain of
+    another size (`make_chain`) keeps the default's demand for the stores and categories it shares
+    with it, draws fresh noise and growth for copies, and takes every store's and category's
+    calibration from its template: each store sells like its template store, so totals grow with the
+    chain rather than being squeezed to the thesis figures.
+    """
+    chain = make_chain(n_stores, n_categories)
     rng = np.random.default_rng(seed)
     days = _days()
-    catalogue = _catalogue(rng)
-    demand = _demand(days, catalogue, rng)
+    template = _catalogue(rng)
+    demand = _demand(days, template, rng)
     cal = _calibrate(days, demand, _closure_keep(days))
-    cols = _transactions(days, demand, cal, catalogue, rng)
-    order = _row_order(cols, catalogue)
+    own = _chain_demand(days, demand, chain, rng)
+    catalogue = _chain_catalogue(template, chain)
+    cols = _transactions(days, own, _chain_calibration(days, demand, cal, chain, own), catalogue, chain, rng)
+    order = _row_order(cols, catalogue, chain)
     covid = np.asarray(days.year == COVID_YEAR)[cols["day"][order]]
-    observed = _frame(days, _take(cols, order[~covid | cols["observed"][order]]), catalogue)
-    return observed, _frame(days, _take(cols, order[covid]), catalogue)
+    observed = _frame(days, _take(cols, order[~covid | cols["observed"][order]]), catalogue, chain)
+    return observed, _frame(days, _take(cols, order[covid]), catalogue, chain)
 
 
 def write_dataset(observed: pd.DataFrame, counterfactual: pd.DataFrame, out: Path) -> None:
