@@ -217,7 +217,10 @@ def run_train(cfg: Config, experiment: str | None = None) -> None:
     if not distributed.is_main():
         return
     for name, trained in fits.items():
-        checkpoint.save_forecaster(trained, cfg.model, settings, runs[name], num_ids, MODELS / name)
+        trained_on = checkpoint.TrainedOn.of(panel, cfg.split.train_start, cfg.split.train_end)
+        checkpoint.save_forecaster(
+            trained, cfg.model, settings, runs[name], num_ids, MODELS / name, trained_on
+        )
     reports = REPORTS / ("train" if experiment is None else f"train_{experiment}")
     write_json({name: _training_report(t) for name, t in fits.items()}, reports / "metrics.json")
     timing = {
