@@ -62,7 +62,9 @@ class Forecaster:
         num_ids = (len(saved.trained_on.stores), len(saved.trained_on.categories))
         spec = (saved.model_cfg, saved.calendar, saved.seeds, num_ids, out, saved.trained_on)
         checkpoint.save_forecaster(saved, *spec)
-        if self.history is not None:
+        if self.history is None:
+            (out / HISTORY).unlink(missing_ok=True)  # a history left from an earlier save is not this one's
+        else:
             history_rows(self.history, saved.trained_on).to_parquet(out / HISTORY, index=False)
 
     @classmethod

@@ -1,6 +1,8 @@
 """Forecasting beyond the data: the stage's tidy table, a saved model applied to a panel, the notebook API."""
 
+import json
 import re
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -8,9 +10,10 @@ import pytest
 import yaml
 from conftest import ROOT, make_panel, tiny_params
 
-from salesjax import forecast, forecast_stage, stages
+from salesjax import api, forecast, forecast_stage, stages
 from salesjax.cli import main
 from salesjax.config import parse_config
+from salesjax.errors import SalesjaxError
 
 MODELS = ["lstm", "lstm_ensemble", "naive", "seasonal_naive", "ets", "arima", "theta"]
 QUANTILES = ["q0.05", "q0.1", "q0.25", "q0.5", "q0.75", "q0.9", "q0.95"]
@@ -112,6 +115,25 @@ def test_the_report_files(stage):
     assert len(csv) == len(forecast_stage.report_rows(table))
     for name in ("fan_total.png", "fan_stores.png"):
         assert (root / "reports/forecast" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_fan_charts_are_byte_stable(stage, tmp_path):
+    root, table = stage
+    frame = forecast.validated(pd.read_csv(root / "panel.csv"), "panel")
+    forecast_stage.fan_charts(frame, table[table["model"] == "lstm_ensemble"], tmp_path)
+    for name in ("fan_total.png", "fan_stores.png"):
+        assert (tmp_path / name).read_bytes() == (root / "reports/forecast" / name).read_bytes()
+
+
+def test_a_model_directory_that_does_not_name_its_series_is_refused(stage, tmp_path):
+    root, _ = stage
+    old = shutil.copytree(root / ENSEMBLE, tmp_path / "old")
+    spec = json.loads((old / "model.json").read_text())
+    for key in ("stores", "categories", "series", "training_months"):
+        del spec[key]
+    (old / "model.json").write_text(json.dumps(spec))
+    with pytest.raises(SalesjaxError, match="does not name the series it was trained on"):
+        api.Forecaster.load(old)
 
 
 def test_the_cli_on_the_stages_data_reproduces_its_table(stage):
