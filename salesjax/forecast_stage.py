@@ -114,11 +114,11 @@ def run_apply(model_dir: Path, data: Path, months: int | None, out: Path) -> Non
     months = model.saved.model_cfg.horizon if months is None else months
     table = model.predict(months)
     write_table(table, out)
-    bottom = table[table["level"] == "store_category"]
+    n_series = len(table.loc[table["level"] == "store_category", ["store", "category"]].drop_duplicates())
+    trained = f"{model.saved.trained_on.first_month}..{model.saved.trained_on.last_month}"
+    span = f"{table['month'].min()}..{table['month'].max()}"
     print(
-        f"forecast: {model.name} ({model.saved.trained_on.first_month}..{model.saved.trained_on.last_month}) "
-        f"forecast {bottom[['store', 'category']].drop_duplicates().shape[0]} series for "
-        f"{table['month'].min()}..{table['month'].max()} into {out}"
+        f"forecast: {n_series} series, {span}, by {model.name} (trained on {trained}, not retrained): {out}"
     )
 
 
