@@ -1,7 +1,9 @@
 """Save and load trained forecasters: parameters (msgpack), scaler and model config (JSON); byte-stable.
 
 A model directory describes itself: `model.json` (model config, calendar settings, seeds, vocabulary
-sizes) rebuilds the graph, so evaluation needs nothing but the directory.
+sizes) rebuilds the graph, so evaluation needs nothing but the directory; with `TrainedOn` it also names
+its series (stores, categories, the store x category pairs in the scaler's order) and its training
+months, so a new panel can be matched to it by name (`salesjax.forecast.window`).
 """
 
 import dataclasses
@@ -15,8 +17,37 @@ from flax import nnx, serialization, traverse_util
 
 from salesjax import artifacts
 from salesjax.config import ModelConfig
+from salesjax.data.panel import Panel
+from salesjax.errors import SalesjaxError
 from salesjax.features import CalendarSettings, Scaler, num_features
 from salesjax.train import Trained, init_members
+
+
+class TrainedOn(NamedTuple):
+    """The series a model was trained on, by name, and its first and last training month."""
+
+    stores: tuple[str, ...]
+    categories: tuple[str, ...]
+    store: np.ndarray  # i32[S] index into stores, in the order of the scaler's and the model's series
+    category: np.ndarray  # i32[S] index into categories
+    first_month: str  # YYYY-MM
+    last_month: str  # YYYY-MM
+
+    @classmethod
+    def of(cls, panel: Panel, first_month: object, last_month: object) -> "TrainedOn":
+        """The series of `panel` trained on months `first_month`..`last_month` (periods or YYYY-MM)."""
+        period = (str(first_month), str(last_month))
+        return cls(panel.stores, panel.categories, panel.store, panel.category, *period)
+
+    def spec(self) -> dict:
+        """The JSON fields of model.json that name the series and the training months."""
+        pairs = zip(self.store.tolist(), self.category.tolist(), strict=True)
+        return {
+            "stores": list(self.stores),
+            "categories": list(self.categories),
+            "series": [[self.stores[s], self.categories[c]] for s, c in pairs],
+            "training_months": [self.first_month, self.last_month],
+        }
 
 
 def save_params(params: Any, path: Path) -> None:
@@ -60,31 +91,61 @@ def load_scaler(path: Path) -> Scaler:
 
 
 def save_forecaster(
-    trained: Trained,
+    trained: "Trained | Saved",
     model_cfg: ModelConfig,
     calendar: CalendarSettings,
     seeds: list[int],
     num_ids: tuple[int, int],
     out: Path,
+    trained_on: TrainedOn | None = None,
 ) -> None:
-    """Write a trained forecaster's parameters, scaler, config and calendar settings to directory `out`."""
+    """Write a trained forecaster's parameters, scaler, config and calendar settings to directory `out`.
+
+    `trained` is anything with `params`, `scaler` and `calibration` (a fit, or a forecaster read back);
+    `trained_on` adds the series names and training months to model.json.
+    """
     save_params(trained.params, out / "params.msgpack")
     save_scaler(trained.scaler, out / "scaler.json")
     (out / "calibration.json").write_text(json.dumps(trained.calibration, indent=2) + "\n")
     spec = {"model": dataclasses.asdict(model_cfg), "calendar": calendar._asdict()}
     spec |= {"seeds": seeds, "num_ids": list(num_ids)}
+    spec |= trained_on.spec() if trained_on is not None else {}
     (out / "model.json").write_text(json.dumps(spec, indent=2) + "\n")
 
 
-def _load_spec(path: Path) -> tuple[ModelConfig, CalendarSettings, list[int], tuple[int, int]]:
-    """(model config, calendar settings, seeds, vocabulary sizes) from a `model.json`."""
+class Spec(NamedTuple):
+    """What a `model.json` holds."""
+
+    model_cfg: ModelConfig
+    calendar: CalendarSettings
+    seeds: list[int]
+    num_ids: tuple[int, int]
+    trained_on: TrainedOn | None  # None in a directory saved without it
+
+
+def _load_spec(path: Path) -> Spec:
+    """The `Spec` of a `model.json`."""
     spec = json.loads(path.read_text())
     model_cfg = ModelConfig(**{**spec["model"], "quantiles": tuple(spec["model"]["quantiles"])})
     calendar = CalendarSettings(str(spec["calendar"]["country"]), tuple(map(str, spec["calendar"]["events"])))
     seeds, num_ids = [int(s) for s in spec["seeds"]], tuple(int(n) for n in spec["num_ids"])
     if not seeds or len(num_ids) != 2:
         raise ValueError("no seeds, or num_ids is not (stores, categories)")
-    return model_cfg, calendar, seeds, num_ids
+    trained_on = _trained_on(spec) if "series" in spec else None
+    if trained_on is not None and (len(trained_on.stores), len(trained_on.categories)) != num_ids:
+        raise ValueError("its stores and categories do not match num_ids")
+    return Spec(model_cfg, calendar, seeds, num_ids, trained_on)
+
+
+def _trained_on(spec: dict) -> TrainedOn:
+    """The `TrainedOn` of a model.json's fields (KeyError or ValueError when they are inconsistent)."""
+    stores, categories = tuple(map(str, spec["stores"])), tuple(map(str, spec["categories"]))
+    store_index = {name: i for i, name in enumerate(stores)}
+    category_index = {name: i for i, name in enumerate(categories)}
+    store = np.array([store_index[str(s)] for s, _ in spec["series"]], np.int32)
+    category = np.array([category_index[str(c)] for _, c in spec["series"]], np.int32)
+    first, last = map(str, spec["training_months"])
+    return TrainedOn(stores, categories, store, category, first, last)
 
 
 class Saved(NamedTuple):
@@ -96,6 +157,8 @@ class Saved(NamedTuple):
     model_cfg: ModelConfig
     calendar: CalendarSettings
     calibration: dict[str, list[float]]  # upper level -> interval offsets
+    seeds: list[int]  # one per member
+    trained_on: TrainedOn | None  # the series by name and the training months; None if saved without
 
 
 def _load_calibration(path: Path) -> dict[str, list[float]]:
@@ -108,10 +171,17 @@ def load_forecaster(out: Path, stage: str = "train") -> Saved:
 
     A missing or damaged file is one `SalesjaxError` line naming it and `dvc repro <stage>`.
     """
-    model_cfg, calendar, seeds, num_ids = artifacts.read(out / "model.json", stage, _load_spec)
-    shapes = (num_features(len(calendar.columns())), *num_ids)
-    graphdef, template = init_members(model_cfg, shapes, seeds)
+    spec = artifacts.read(out / "model.json", stage, _load_spec)
+    shapes = (num_features(len(spec.calendar.columns())), *spec.num_ids)
+    graphdef, template = init_members(spec.model_cfg, shapes, spec.seeds)
     params = artifacts.read(out / "params.msgpack", stage, lambda path: load_params(template, path))
     scaler = artifacts.read(out / "scaler.json", stage, load_scaler)
     calibration = artifacts.read(out / "calibration.json", stage, _load_calibration)
-    return Saved(graphdef, params, scaler, model_cfg, calendar, calibration)
+    if spec.trained_on is not None and len(spec.trained_on.store) != len(scaler.scale):
+        raise SalesjaxError(
+            f"{out}: model.json names {len(spec.trained_on.store)} series, scaler.json has "
+            f"{len(scaler.scale)}; run `dvc repro {stage}`"
+        )
+    return Saved(
+        graphdef, params, scaler, spec.model_cfg, spec.calendar, calibration, spec.seeds, spec.trained_on
+    )

@@ -30,6 +30,7 @@ from salesjax.data.schema import (
     write_table,
 )
 from salesjax.errors import SalesjaxError
+from salesjax.forecast_stage import run_apply, run_forecast
 from salesjax.report.stage import run_report
 
 logger = logging.getLogger("salesjax.cli")  # not __name__: run as `python -m salesjax.cli` that is __main__
@@ -224,6 +225,38 @@ def _experiment(args: argparse.Namespace) -> int:
     return 0
 
 
+FORECAST_HELP = """DVC stage: refit every forecaster on all observed months and forecast beyond them.
+
+With --model: forecast the panel --data (.csv/.parquet: month, store, category, revenue) with a saved
+model directory (e.g. artifacts/forecast/models/lstm_ensemble), without retraining, from the panel's
+last model.context months into --out; series the model was not trained on are named and skipped."""
+
+
+def _forecast_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `salesjax forecast`."""
+    parser.description = FORECAST_HELP
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    _params_argument(parser)
+    parser.add_argument("--model", type=Path, help="a saved model directory to apply instead of the stage")
+    parser.add_argument("--data", type=Path, help="with --model: the panel to forecast from")
+    parser.add_argument("--months", type=int, help="with --model: months ahead; default: the model's horizon")
+    parser.add_argument("--out", type=Path, help="with --model: the forecast table, .csv or .parquet")
+
+
+def _forecast(args: argparse.Namespace) -> int:
+    """Run the forecast stage, or apply a saved model to a panel (--model, --data, --out)."""
+    applying = (args.data, args.months, args.out)
+    if args.model is None:
+        if any(v is not None for v in applying):
+            raise SalesjaxError("--data, --months and --out go with --model")
+        run_forecast(load_config(args.params))
+    elif args.data is None or args.out is None:
+        raise SalesjaxError("--model needs --data (the panel) and --out (the forecast table)")
+    else:
+        run_apply(args.model, args.data, args.months, args.out)
+    return 0
+
+
 COMMANDS: dict[str, Command] = {
     "validate": Command("check a raw file against the data contract", _validate_arguments, _validate),
     "simulate": Command(
@@ -252,6 +285,9 @@ COMMANDS: dict[str, Command] = {
         "DVC stage: vmapped hyperparameter sweep on the hold-out",
         _params_argument,
         _stage(sweep.run_sweep, multi_process=True),
+    ),
+    "forecast": Command(
+        "DVC stage: forecast beyond the data; --model: apply a model", _forecast_arguments, _forecast
     ),
     "experiment": Command(
         "print a named experiment set as `dvc exp run -S` overrides", _experiment_arguments, _experiment

@@ -32,6 +32,7 @@ AT_LEAST = {
     "train.patience": 1,
     "train.validation_months": 1,
     "evaluate.season_length": 1,
+    "forecast.horizon": 1,
     "data.max_rejected_fraction": 0.0,
     "sweep.weight_decays": 0.0,
     "sweep.seeds": 0,
@@ -149,6 +150,13 @@ class SweepConfig:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class ForecastConfig:
+    """The forecast beyond the data (`salesjax forecast`): months ahead of the data's last month."""
+
+    horizon: int  # at most model.horizon: the LSTM forecasts its months at once (checked by the stage)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class Config:
     """All of params.yaml."""
 
@@ -160,6 +168,7 @@ class Config:
     baselines: BaselinesConfig
     backtest: BacktestConfig
     sweep: SweepConfig
+    forecast: ForecastConfig
 
 
 def _build(cls: type, raw: object, where: str):

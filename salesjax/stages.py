@@ -241,7 +241,10 @@ def run_train(cfg: Config, experiment: str | None = None) -> None:
     if not distributed.is_main():
         return
     for name, trained in fits.items():
-        checkpoint.save_forecaster(trained, cfg.model, settings, runs[name], num_ids, MODELS / name)
+        trained_on = checkpoint.TrainedOn.of(panel, cfg.split.train_start, cfg.split.train_end)
+        checkpoint.save_forecaster(
+            trained, cfg.model, settings, runs[name], num_ids, MODELS / name, trained_on
+        )
     reports_by_fit = {name: _training_report(t) for name, t in fits.items()}
     write_json(reports_by_fit, reports / "metrics.json")
     timing = {

@@ -1,0 +1,273 @@
+"""Forecasting beyond the data: the history window, the calendar ahead, and coherent tidy tables.
+
+Pure (no file IO); `salesjax.api` (the notebook API) and `salesjax.forecast_stage` (the DVC stage and
+`salesjax forecast --model`) call these same functions.
+
+The tidy table has one row per month, level (store_category, store, category, total) and group, with
+`store` / `category` set to "all" where a level sums over them, and columns `mean` and `q<quantile>`:
+- Upper levels are coherent with the bottom: a group's `mean` is the sum of its series' means.
+- A baseline's series mean is its 0.5 output (statsforecast's point forecast is the distribution's mean).
+- The LSTM forecasts quantiles only, so a series' mean is approximated by the integral of its quantile
+  function over (0, 1): the trapezoid rule on the quantile grid, the function held flat below the
+  lowest and above the highest quantile (`trapezoid_mean`). Holding the tails flat ignores revenue
+  beyond the 5% / 95% quantiles, so for right-skewed series it leans slightly low.
+- Upper-level quantiles: for the LSTMs the summed median plus the hold-out calibration's offsets times
+  the summed unit (`calibration.level_quantiles`, as in the evaluation), for the baselines the sums of
+  the series' quantiles. An LSTM group's mean is therefore not the mean of its calibrated quantiles.
+"""
+
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from salesjax import calibration, evaluate, features, metrics, train
+from salesjax.checkpoint import Saved, TrainedOn
+from salesjax.config import PanelColumns
+from salesjax.data.panel import KEYS, Panel
+from salesjax.data.schema import validate_panel
+from salesjax.errors import SalesjaxError
+
+ALL = "all"  # the store or category of a row that sums over it
+LEVELS = ("total", "store", "category", "store_category")
+PANEL_COLUMNS = PanelColumns(month="month", store="store", category="category", revenue="revenue")
+SHOWN = 5  # series named in a message before "and N more"
+
+
+class History(NamedTuple):
+    """The months a forecast starts from, aligned with a model's series (`TrainedOn` order)."""
+
+    months: pd.PeriodIndex  # [C] consecutive months, the last one the panel's last month
+    values: np.ndarray  # f64[S,C] revenue, 0 where not available
+    available: np.ndarray  # bool[S,C]
+
+
+def quantile_names(quantiles: tuple[float, ...]) -> list[str]:
+    """Column names of the quantiles: q0.05, q0.1, ..., as in the evaluation's forecast table."""
+    return [f"q{q:g}" for q in quantiles]
+
+
+def validated(df: pd.DataFrame, where: str) -> pd.DataFrame:
+    """The rows (month period[M], store, category, revenue) of a long panel; any rejected row is an error."""
+    result = validate_panel(df, PANEL_COLUMNS)
+    if result.counts:
+        reasons = ", ".join(f"{r}: {n}" for r, n in result.counts.items())
+        raise SalesjaxError(
+            f"{where}: {len(result.quarantined)} rows break the panel contract ({reasons}); list them with "
+            "`salesjax validate FILE --format panel --quarantine BAD.csv`"
+        )
+    return result.kept[["month", *KEYS, "revenue"]]
+
+
+def _month_positions(months: pd.Series, first: pd.Period) -> np.ndarray:
+    """i64 position of each month (period[M]) counted from `first`."""
+    return (months.dt.year * 12 + months.dt.month - (first.year * 12 + first.month)).to_numpy(np.int64)
+
+
+def dense_panel(frame: pd.DataFrame) -> Panel:
+    """The dense panel of validated long rows: every store x category pair by every month first..last.
+
+    A month without a row is missing (not available), as for a panel input in `prepare`; series are
+    ordered by store then category, as in the prepared panel.
+    """
+    months = pd.period_range(frame["month"].min(), frame["month"].max(), freq="M")
+    series = frame[KEYS].drop_duplicates().sort_values(KEYS, ignore_index=True)
+    stores, store = np.unique(series["store"].to_numpy(str), return_inverse=True)
+    categories, category = np.unique(series["category"].to_numpy(str), return_inverse=True)
+    rows = frame.merge(series.reset_index(names="series"), on=KEYS)
+    values, available = np.zeros((len(series), len(months))), np.zeros((len(series), len(months)), bool)
+    cell = (rows["series"].to_numpy(), _month_positions(rows["month"], months[0]))
+    values[cell], available[cell] = rows["revenue"].to_numpy(np.float64), True
+    return Panel(
+        months=months,
+        stores=tuple(stores),
+        categories=tuple(categories),
+        store=store.astype(np.int32),
+        category=category.astype(np.int32),
+        available=available,
+        worlds={"observed": values},
+    )
+
+
+def long_rows(panel: Panel, world: str, stop: int) -> pd.DataFrame:
+    """The available cells of `world` in the panel's months before position `stop`, as long rows."""
+    s, t = np.nonzero(panel.available[:, :stop])
+    return pd.DataFrame(
+        {
+            "month": pd.PeriodIndex(panel.months[t], freq="M"),
+            "store": np.asarray(panel.stores)[panel.store[s]],
+            "category": np.asarray(panel.categories)[panel.category[s]],
+            "revenue": panel.worlds[world][s, t],
+        }
+    )
+
+
+def series_names(trained_on: TrainedOn) -> pd.DataFrame:
+    """One row (store, category) per series of a model, in its order."""
+    return pd.DataFrame(
+        {
+            "store": np.asarray(trained_on.stores)[trained_on.store],
+            "category": np.asarray(trained_on.categories)[trained_on.category],
+        }
+    )
+
+
+def _listed(labels: list[str]) -> str:
+    """The first SHOWN labels, then how many more."""
+    more = f" and {len(labels) - SHOWN} more" if len(labels) > SHOWN else ""
+    return ", ".join(labels[:SHOWN]) + more
+
+
+def unknown_series(frame: pd.DataFrame, trained_on: TrainedOn) -> list[str]:
+    """One message line per kind of name in `frame` the model has never seen (none when all are known)."""
+    pairs = frame[KEYS].drop_duplicates().merge(series_names(trained_on), how="left", indicator=True)
+    new = pairs[pairs["_merge"] == "left_only"].sort_values(KEYS)
+    if new.empty:
+        return []
+    labels = [f"{s} / {c}" for s, c in new[KEYS].itertuples(index=False)]
+    lines = [
+        f"{len(new)} series the model was not trained on are skipped (no forecast, not guessed): "
+        f"{_listed(labels)}"
+    ]
+    vocabularies = {"store": ("stores", trained_on.stores), "category": ("categories", trained_on.categories)}
+    for key, (plural, known) in vocabularies.items():
+        if unseen := sorted(set(new[key]) - set(known)):
+            lines.append(f"{len(unseen)} {plural} unknown to the model: {_listed(unseen)}")
+    return lines
+
+
+def window(frame: pd.DataFrame, trained_on: TrainedOn, context: int) -> History:
+    """The last `context` months of validated long rows (up to the frame's last month) on the model's series.
+
+    Rows of series the model does not know are left out (`unknown_series` says which); a model series
+    without a row in a month is unavailable there.
+    """
+    last = frame["month"].max()
+    months = pd.period_range(last - (context - 1), last, freq="M")
+    keys = series_names(trained_on).reset_index(names="series")
+    rows = frame[frame["month"] >= months[0]].merge(keys, on=KEYS)
+    shape = (len(keys), context)
+    values, available = np.zeros(shape), np.zeros(shape, bool)
+    cell = (rows["series"].to_numpy(), _month_positions(rows["month"], months[0]))
+    values[cell], available[cell] = rows["revenue"].to_numpy(np.float64), True
+    return History(months, values, available)
+
+
+def check_months(months: int, horizon: int) -> int:
+    """`months` when 1 <= months <= the model's horizon (it forecasts its months at once, not recursively)."""
+    if not 1 <= months <= horizon:
+        raise SalesjaxError(
+            f"cannot forecast {months} months with a model of horizon {horizon}: choose 1..{horizon} "
+            "(forecast.horizon or --months), or train with a longer model.horizon"
+        )
+    return months
+
+
+def calendar(settings: features.CalendarSettings, first: pd.Period, last: pd.Period) -> np.ndarray:
+    """The calendar features f32[months, Fc] of months first..last, with the columns a model recorded."""
+    return features.monthly_calendar(first, last, settings.country, settings.events).to_numpy(np.float32)
+
+
+def lstm_forecast(saved: Saved, history: History, months: int) -> evaluate.Forecast:
+    """The members' mean quantiles f64[S,months,Q] for the months after `history`, with its calibration."""
+    cfg = saved.model_cfg
+    context_start = history.months[0] - cfg.context
+    cal = calendar(saved.calendar, context_start, history.months[-1] + cfg.horizon)
+    ids = (saved.trained_on.store, saved.trained_on.category)
+    data = (history.values, history.available, cal, *ids, cfg)
+    prediction = train.forecast(saved.graphdef, saved.params, saved.scaler, *data)
+    return evaluate.ensemble_forecast(prediction, slice(0, months), cfg.quantiles, saved.calibration)
+
+
+def trapezoid_mean(values: np.ndarray, quantiles: tuple[float, ...]) -> np.ndarray:
+    """f64[...] approximate mean of quantile forecasts f64[...,Q] at `quantiles` (see the module docstring).
+
+    mean = q_1 v_1 + sum_k (q_{k+1} - q_k) (v_k + v_{k+1}) / 2 + (1 - q_Q) v_Q.
+    """
+    q = np.asarray(quantiles, np.float64)
+    inner = ((q[1:] - q[:-1]) * (values[..., 1:] + values[..., :-1]) / 2).sum(axis=-1)
+    return q[0] * values[..., 0] + inner + (1 - q[-1]) * values[..., -1]
+
+
+def _level_values(fc: evaluate.Forecast, mean: np.ndarray, level: str, groups: np.ndarray, n: int):
+    """(quantiles f64[G,H,Q], mean f64[G,H]) of one level: sums, or the calibrated LSTM quantiles."""
+    values = metrics.aggregate(fc.values, groups, n)
+    if fc.offsets and level in fc.offsets:
+        unit = metrics.aggregate(np.broadcast_to(fc.unit[:, None], mean.shape), groups, n)
+        point = values[..., fc.quantiles.index(0.5)]
+        values = calibration.level_quantiles(point, unit, fc.offsets[level])
+    return values, metrics.aggregate(mean, groups, n)
+
+
+def _groups(level: str, trained_on: TrainedOn, keep: np.ndarray) -> tuple[np.ndarray, int]:
+    """(code i64[kept S], number of groups) of a level; each store and category of the model is a group."""
+    groups, n = metrics.level_groups(trained_on.store[keep], trained_on.category[keep])[level]
+    return groups, {"store": len(trained_on.stores), "category": len(trained_on.categories)}.get(level, n)
+
+
+def _group_names(level: str, trained_on: TrainedOn, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(store, category) label of every group of a level, "all" where the level sums over it."""
+    stores, categories = np.asarray(trained_on.stores), np.asarray(trained_on.categories)
+    if level == "store_category":
+        return stores[trained_on.store[keep]], categories[trained_on.category[keep]]
+    if level == "store":
+        return stores, np.full(len(stores), ALL)
+    if level == "category":
+        return np.full(len(categories), ALL), categories
+    return np.array([ALL]), np.array([ALL])
+
+
+def table(
+    fc: evaluate.Forecast,
+    mean: np.ndarray,
+    trained_on: TrainedOn,
+    keep: np.ndarray,
+    first_month: pd.Period,
+    model: str,
+) -> pd.DataFrame:
+    """The tidy table of one model's forecast f64[S,H,Q] and series means f64[S,H], over the series `keep`.
+
+    Groups without a kept series are left out. Rows: by level (LEVELS), group, then month.
+    """
+    kept = fc._replace(values=fc.values[keep], unit=None if fc.unit is None else fc.unit[keep])
+    months = pd.period_range(first_month, periods=fc.values.shape[1], freq="M").astype(str)
+    frames = []
+    for level in LEVELS:
+        groups, n = _groups(level, trained_on, keep)
+        values, level_mean = _level_values(kept, mean[keep], level, groups, n)
+        store, category = _group_names(level, trained_on, keep)
+        present = np.bincount(groups, minlength=n) > 0
+        frame = pd.DataFrame(
+            {
+                "month": np.tile(months, n),
+                "level": level,
+                "store": np.repeat(store, len(months)),
+                "category": np.repeat(category, len(months)),
+                "model": model,
+                "mean": level_mean.reshape(-1),
+            }
+            | dict(zip(quantile_names(fc.quantiles), values.reshape(-1, len(fc.quantiles)).T, strict=True))
+        )
+        frames.append(frame[np.repeat(present, len(months))])
+    return pd.concat(frames, ignore_index=True)
+
+
+def lstm_table(fc: evaluate.Forecast, trained_on: TrainedOn, keep: np.ndarray, first_month, model: str):
+    """`table` of an LSTM forecast, its series means by `trapezoid_mean`."""
+    return table(fc, trapezoid_mean(fc.values, fc.quantiles), trained_on, keep, first_month, model)
+
+
+def baseline_table(fc: evaluate.Forecast, trained_on: TrainedOn, keep: np.ndarray, first_month, model: str):
+    """`table` of a baseline forecast, its series means its 0.5 output."""
+    return table(fc, fc.median(), trained_on, keep, first_month, model)
+
+
+def silent_series(history: History, trained_on: TrainedOn) -> tuple[np.ndarray, list[str]]:
+    """(bool[S] series with an observed month in the window, a message naming the others or none)."""
+    keep = history.available.any(axis=1)
+    if keep.all():
+        return keep, []
+    names = series_names(trained_on)[~keep]
+    labels = [f"{s} / {c}" for s, c in names.itertuples(index=False)]
+    span = f"{history.months[0]}..{history.months[-1]}"
+    return keep, [f"{len(labels)} series have no revenue in {span} and are not forecast: {_listed(labels)}"]

@@ -1,0 +1,177 @@
+"""`salesjax forecast`: the DVC stage that forecasts beyond the data, and applying a saved model to a panel.
+
+The stage refits the single LSTM (K=1), the seed ensemble (train.ensemble_size members) and the
+baselines on every observed month of the prepared panel (split.train_start through the data's last
+observed month, at most split.test_end; data.target's world), with the evaluation's hyperparameters and
+epoch rule, and forecasts forecast.horizon months after the last one. It writes:
+- artifacts/forecast/models/{lstm,lstm_ensemble}: the refit models, each with the history it forecast
+  from (`salesjax.api.Forecaster.save`), ready for `salesjax forecast --model`;
+- artifacts/forecast/forecast.parquet: the tidy table (`salesjax.forecast`) of every model and level;
+- reports/forecast/forecast.csv (small, in git): the upper levels of every model and the store x
+  category rows of lstm_ensemble, revenue in whole currency units (the full table is over 2 MB);
+- reports/forecast/fan_total.png and fan_stores.png: fan charts of lstm_ensemble, for the report.
+
+Store x category pairs that appear only after split.train_end are not in the prepared panel, so they
+are not forecast. The file IO lives here, so `salesjax.forecast` stays pure and `salesjax.api` imports
+no plotting.
+"""
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.ticker import EngFormatter
+
+from salesjax import api, baselines, evaluate, forecast, plots
+from salesjax.config import Config
+from salesjax.data.panel import Panel
+from salesjax.data.schema import read_table, same_file, write_table
+from salesjax.errors import SalesjaxError
+from salesjax.stages import ARTIFACTS, REPORTS, load_prepared
+
+OUT = ARTIFACTS / "forecast"
+MODELS = OUT / "models"
+REPORT = REPORTS / "forecast"
+SHOWN_MODEL = "lstm_ensemble"  # its store x category rows go to the CSV, its fans to the figures
+BANDS = ((0.05, 0.95, 0.15), (0.1, 0.9, 0.25), (0.25, 0.75, 0.4))  # 90, 80, 50% intervals: (low, high, alpha)
+
+
+def observed_rows(cfg: Config, panel: Panel) -> pd.DataFrame:
+    """Long rows of data.target's world over the prepared panel's observed months (through the last one)."""
+    observed = np.flatnonzero(panel.available.any(axis=0))
+    return forecast.long_rows(panel, cfg.data.target, int(observed[-1]) + 1)
+
+
+def refit(frame: pd.DataFrame, cfg: Config) -> dict[str, api.Forecaster]:
+    """The single LSTM and the seed ensemble trained on long rows `frame` (the same fit when K = 1)."""
+    single = api.fit(frame, cfg, members=1, name="lstm")
+    if cfg.train.ensemble_size == 1:
+        return {
+            "lstm": single,
+            "lstm_ensemble": api.Forecaster(single.saved, single.history, "lstm_ensemble"),
+        }
+    return {"lstm": single, "lstm_ensemble": api.fit(frame, cfg, name="lstm_ensemble")}
+
+
+def baseline_tables(
+    frame: pd.DataFrame, cfg: Config, model: api.Forecaster, months: int
+) -> list[pd.DataFrame]:
+    """Each baseline's tidy table, fitted on every month of `frame`, over the series `model` forecasts."""
+    panel = forecast.dense_panel(frame)
+    quantiles = cfg.model.quantiles
+    fits = baselines.forecast_baselines(
+        panel.worlds["observed"], panel.available, months, cfg.evaluate.season_length, quantiles
+    )
+    keep, _ = forecast.silent_series(model.history, model.saved.trained_on)
+    first = model.history.months[-1] + 1
+    return [
+        forecast.baseline_table(
+            evaluate.Forecast(fits[name], quantiles), model.saved.trained_on, keep, first, name
+        )
+        for name in baselines.BASELINES
+    ]
+
+
+def report_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the CSV kept in git: every upper level, and the store x category rows of SHOWN_MODEL."""
+    return table[(table["level"] != "store_category") | (table["model"] == SHOWN_MODEL)]
+
+
+def run_forecast(cfg: Config) -> None:
+    """Refit every forecaster on all observed months and forecast forecast.horizon months beyond them."""
+    panel, _ = load_prepared(cfg)
+    months = forecast.check_months(cfg.forecast.horizon, cfg.model.horizon)
+    frame = observed_rows(cfg, panel)
+    models = refit(frame, cfg)
+    tables = [model.predict(months) for model in models.values()]
+    tables += baseline_tables(frame, cfg, models[SHOWN_MODEL], months)
+    table = pd.concat(tables, ignore_index=True)
+    for name, model in models.items():
+        model.save(MODELS / name)
+    OUT.mkdir(parents=True, exist_ok=True)
+    table.to_parquet(OUT / "forecast.parquet", index=False)
+    REPORT.mkdir(parents=True, exist_ok=True)
+    report_rows(table).to_csv(REPORT / "forecast.csv", index=False, float_format="%.0f")
+    shown = table[table["model"] == SHOWN_MODEL]
+    fan_charts(frame, shown, REPORT)
+    last = frame["month"].max()
+    print(f"forecast: refit through {last}; company total {last + 1}..{last + months}: {_totals(table)}")
+
+
+def _totals(table: pd.DataFrame) -> str:
+    """Each model's forecast company total over all forecast months (its mean), in millions."""
+    total = table[table["level"] == "total"].groupby("model", sort=False)["mean"].sum()
+    return ", ".join(f"{model} {value / 1e6:,.2f}M" for model, value in total.items())
+
+
+def run_apply(model_dir: Path, data: Path, months: int | None, out: Path) -> None:
+    """Forecast a panel file with a saved model, without retraining, into the table `out` (.csv/.parquet)."""
+    if same_file(out, data) or out.resolve().is_relative_to(model_dir.resolve()):
+        raise SalesjaxError(f"--out {out} is the data or inside the model directory; choose another path")
+    model = api.Forecaster.load(model_dir).with_data(read_table(data))
+    months = model.saved.model_cfg.horizon if months is None else months
+    table = model.predict(months)
+    write_table(table, out)
+    n_series = len(table.loc[table["level"] == "store_category", ["store", "category"]].drop_duplicates())
+    trained = f"{model.saved.trained_on.first_month}..{model.saved.trained_on.last_month}"
+    span = f"{table['month'].min()}..{table['month'].max()}"
+    print(
+        f"forecast: {n_series} series, {span}, by {model.name} (trained on {trained}, not retrained): {out}"
+    )
+
+
+def fan_charts(frame: pd.DataFrame, table: pd.DataFrame, out: Path) -> None:
+    """The company total's fan chart and one panel per store, from the observed rows and one model's table."""
+    history = frame.assign(month=frame["month"].astype(str))
+    total = history.groupby("month", as_index=False)["revenue"].sum().assign(panel="company total")
+    stores = history.groupby(["store", "month"], as_index=False)["revenue"].sum()
+    fc = table.assign(panel=np.where(table["level"] == "total", "company total", "store " + table["store"]))
+    fan_chart(total, fc[fc["level"] == "total"], out / "fan_total.png", "Company revenue: forecast", 1)
+    stores = stores.assign(panel="store " + stores["store"])
+    fan_chart(stores, fc[fc["level"] == "store"], out / "fan_stores.png", "Revenue per store: forecast", 4)
+
+
+def fan_chart(history: pd.DataFrame, fc: pd.DataFrame, path: Path, title: str, ncols: int) -> Figure:
+    """One fan per `panel` label: history (month, revenue), then the median and the 50/80/90% bands.
+
+    history: panel, month, revenue; fc: panel, month, q columns (bands whose quantiles are missing are
+    not drawn).
+    """
+    panels = list(pd.unique(history["panel"]))
+    nrows = -(-len(panels) // ncols)
+    width = 10.0 if ncols == 1 else 16.0
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(width, (4.0 if ncols == 1 else 2.8) * nrows), squeeze=False
+    )
+    for ax in axes.flat[len(panels) :]:
+        ax.set_visible(False)
+    for ax, name in zip(axes.flat, panels, strict=False):
+        _fan(ax, history[history["panel"] == name], fc[fc["panel"] == name])
+        ax.set_title(name, fontsize=9)
+    axes.flat[0].legend(fontsize=7, loc="upper left")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return plots.save(fig, path)
+
+
+def _fan(ax, history: pd.DataFrame, fc: pd.DataFrame) -> None:
+    """One panel of `fan_chart`, months at integer positions labelled at each January."""
+    months = list(history["month"]) + list(fc["month"])
+    x_fc = len(history) + np.arange(len(fc))
+    ax.plot(np.arange(len(history)), history["revenue"], label="observed", **plots.TARGET_STYLE)
+    colour = plots.colour(SHOWN_MODEL)
+    for low, high, alpha in BANDS:
+        columns = forecast.quantile_names((low, high))
+        if set(columns) <= set(fc.columns):
+            label = f"{round(100 * (high - low))}% interval"
+            ax.fill_between(
+                x_fc, fc[columns[0]], fc[columns[1]], color=colour, alpha=alpha, lw=0, label=label
+            )
+    ax.plot(x_fc, fc["q0.5"], color=colour, linewidth=1.4, label="median")
+    ticks = [i for i, m in enumerate(months) if m.endswith("-01")] or [0]
+    ax.set_xticks(ticks, [months[i][:4] if months[i].endswith("-01") else months[i] for i in ticks])
+    ax.set_xlim(-0.5, len(months) - 0.5)
+    ax.yaxis.set_major_formatter(EngFormatter(sep=""))
+    ax.tick_params(labelsize=7)
