@@ -210,6 +210,22 @@ def write_tree(root, metrics: dict, counterfactual: bool = True) -> None:
     for world in worlds:
         plots.calibration(_levels(metrics), "lstm_ensemble", world, evaluation / f"calibration_{world}.png")
     plots.save(plots.plt.figure(), root / "reports" / "backtest" / "error_by_origin.png")
+    ahead = [
+        {
+            "month": f"2020-0{h}",
+            "level": "total",
+            "store": "",
+            "category": "",
+            "model": m,
+            "mean": 1e6 * (h + k),
+        }
+        for k, m in enumerate(MODELS)
+        for h in (4, 5)
+    ]
+    (root / "reports" / "forecast").mkdir(parents=True)
+    pd.DataFrame(ahead).to_csv(root / "reports" / "forecast" / "forecast.csv", index=False)
+    for name in ("fan_total", "fan_stores"):
+        plots.save(plots.plt.figure(), root / "reports" / "forecast" / f"{name}.png")
     write_curves(root / "reports" / "train_thesis" / "live", "thesis", [([0.9, 0.5], [0.8, 0.6])])
 
 
@@ -260,6 +276,7 @@ def test_report_contents(tree):
     )
     assert "![Calibration against the counterfactual actuals](evaluate/calibration_counterfactual.png)" in md
     assert "Lowest hold-out loss: member 0 (learning rate 0.001, weight decay 0.01)" in md
+    assert "| 2020-05 | 5.000 | 6.000 |" in md and "| year | 9.000 | 11.000 |" in md  # lstm, lstm_ensemble
 
 
 def test_training_curves_are_member_means_of_the_dvclive_files(tree):
@@ -276,7 +293,7 @@ def test_html_is_self_contained(tree):
     md = (tree / "reports" / "report.md").read_text()
     assert "http://" not in page and "https://" not in page and "<script" not in page.lower()
     sources = re.findall(r'<img [^>]*src="([^"]*)"', page)
-    assert len(sources) == md.count("![") == 9 + 2 + 1  # figures, calibration per world, backtest
+    assert len(sources) == md.count("![") == 9 + 2 + 1 + 2  # figures, calibration per world, backtest, fans
     assert all(s.startswith("data:image/png;base64,") for s in sources)
     assert "<table>" in page and "<strong>0.800</strong>" in page
 
@@ -377,8 +394,8 @@ def test_html_has_the_markdowns_headings_and_tables(tree):
     table_lines = re.findall(r"^\|.*\|$", md, flags=re.M)
     delimiters = [line for line in table_lines if re.fullmatch(r"\|(:?-+:?\|)+", line)]
     assert (
-        page.count("<table>") == page.count("</table>") == len(delimiters) == 11 + 2 + 1 + 1
-    )  # + calibration, backtest, sweep
+        page.count("<table>") == page.count("</table>") == len(delimiters) == 11 + 2 + 1 + 1 + 1
+    )  # + calibration, backtest, sweep, forecast
     assert page.count("<tr>") == len(table_lines) - len(delimiters)
     assert page.count("<thead>") == len(delimiters)
 

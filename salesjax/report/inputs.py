@@ -25,6 +25,7 @@ class Inputs(NamedTuple):
     curves: dict  # fit name -> frame of epoch, train, val
     backtest: dict  # world -> {"mean": {model: metrics}}
     sweep: dict  # the sweep's members and the chosen one
+    forecast: pd.DataFrame  # reports/forecast/forecast.csv: the forecast beyond the data
 
 
 def _json(path: Path, stage: str) -> dict:
@@ -78,6 +79,9 @@ def _read_curve(path: Path) -> pd.Series:
     return frame.set_index("step")[path.stem].astype(float).rename(name)
 
 
+FORECAST_TEXT = {"month": str, "store": str, "category": str}
+
+
 def load_inputs() -> Inputs:
     """Read the outputs of prepare, train, train_thesis and evaluate from the working directory."""
     evaluation = REPORTS / "evaluate"
@@ -95,4 +99,7 @@ def load_inputs() -> Inputs:
         curves={k: v for d, st in fits.items() for k, v in _curves(d / "live", st).items()},
         backtest=_json(REPORTS / "backtest.json", "backtest"),
         sweep=_json(REPORTS / "sweep.json", "sweep"),
+        forecast=artifacts.read(
+            REPORTS / "forecast" / "forecast.csv", "forecast", lambda p: pd.read_csv(p, dtype=FORECAST_TEXT)
+        ),
     )

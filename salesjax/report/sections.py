@@ -128,6 +128,35 @@ def section_backtest(inputs: Inputs, view: View) -> list[str]:
     return lines
 
 
+def section_forecast(inputs: Inputs, view: View) -> list[str]:
+    """The forecast beyond the data: every model's company total per month and the fan charts."""
+    total = inputs.forecast[inputs.forecast["level"] == "total"]
+    if total.empty:
+        return []
+    months = sorted(total["month"].unique())
+    lines = ["## Forecast beyond the data", ""]
+    lines += [
+        f"Every forecaster refitted on all observed months of the {view.cfg.data.target} world (the "
+        "evaluation's hyperparameters and epoch rule) and forecast "
+        f"{_span(months)}. Company total per month, the mean in million AZN (for the LSTMs the mean of "
+        "their quantile grid; upper levels are sums of the series' means, so they add up).",
+        "",
+    ]
+    wide = total.pivot(index="month", columns="model", values="mean")
+    names = [m for m in view.models if m in wide.columns] + [m for m in wide.columns if m not in view.models]
+    rows = [[month] + [fmt(wide.loc[month, m], "mazn") for m in names] for month in months]
+    rows.append(["year"] + [fmt(wide[m].sum(), "mazn") for m in names])
+    lines += table(["month"] + names, rows) + [""]
+    lines += ["![Company total: forecast](forecast/fan_total.png)", ""]
+    lines += ["![Every store: forecast](forecast/fan_stores.png)", ""]
+    return lines
+
+
+def _span(months: list[str]) -> str:
+    """'2021-01..2021-12' for a list of YYYY-MM months."""
+    return f"{months[0]}..{months[-1]}"
+
+
 def section_sweep(inputs: Inputs, view: View) -> list[str]:
     """The learning-rate x weight-decay x seed grid, scored on the validation hold-out."""
     members = inputs.sweep.get("members", {})
@@ -303,6 +332,7 @@ def build_markdown(inputs: Inputs, view: View, figures: list[str]) -> str:
         section_calibration,
         section_backtest,
         section_sweep,
+        section_forecast,
         section_gap,
     )
     lines = [line for section in sections for line in section(inputs, view)]
