@@ -1,0 +1,405 @@
+"""Offline accuracy suite: the default LSTMs against every baseline on many kinds of monthly panels.
+
+    uv run python benchmarks/accuracy.py [--quick] [--out benchmarks/accuracy.json]
+    uv run python benchmarks/accuracy.py --table [--out benchmarks/accuracy.json]
+
+A benchmark, not a test: it measures, it asserts nothing. Every panel goes through the package's own
+public functions, the ones the pipeline uses: `schema.validate_*` and `build_panel` as in
+`stages.prepare`, `Panel.from_frame` and `features.monthly_calendar` as in `stages.load_prepared`, and
+per origin `backtest.baseline_forecasts`, `backtest.lstm_forecasts` and `evaluate.score_levels`. The
+config is params.yaml untouched except the split months of the origin and the input format (see
+`origin_config`); nothing is tuned. benchmarks/ACCURACY.md describes the panels and protocols.
+
+Each panel runs in a fresh spawned process: the baselines fork worker processes, which must happen
+before the JAX runtime starts (as in `backtest.run_backtest`), and the next panel starts clean. The
+JSON is rewritten after every panel, so an interrupted run keeps what it finished.
+"""
+
+import argparse
+import contextlib
+import dataclasses
+import io
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from salesjax import backtest, evaluate, features
+from salesjax.config import Config, SplitConfig, load_config
+from salesjax.data import simulate
+from salesjax.data.panel import KEYS, Panel, build_panel, monthly_revenue
+from salesjax.data.schema import read_table, validate_panel, validate_transactions
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"  # in CI the shared/ folder sits beside the repository
+TEST_MONTHS = 12  # every protocol forecasts 12 months from each origin
+PROTOCOLS = {"short": 24, "long": 96}  # protocol -> training months before each origin
+REAL_FILES = {"pbs": "pbs_cost.csv", "livestock": "aus_livestock.csv"}
+REAL_ORIGINS = {"pbs": ("2006-07", "2007-07"), "livestock": ("2017-01", "2018-01")}  # the last 24 months
+KINDS = ("trend_season", "season", "trend", "level")  # synthetic kinds; "mixed" cycles through them
+SYNTHETIC_MONTHS = pd.period_range("2010-01", "2019-12", freq="M")  # 96 training + 2 x 12 test months
+SYNTHETIC_ORIGINS = ("2018-01", "2019-01")
+LEVELS = ("store_category", "store", "category", "total")  # bottom level first
+METRICS = ("mase", "mae", "rmse", "wape", "smape", "bias", "pinball", "coverage_80", "mase_series_excluded")
+
+
+class Case(NamedTuple):
+    """One panel under one protocol: where its series come from, how many, and its origins."""
+
+    source: str  # pbs | livestock | simulator | one of KINDS | mixed
+    size: int  # series asked for: every k-th of the sorted keys (all when size >= their number)
+    protocol: str  # a key of PROTOCOLS
+    origins: tuple[str, ...]  # YYYY-MM, first forecast month of each origin
+
+    @property
+    def name(self) -> str:
+        """Label of the panel, e.g. 'pbs/100'."""
+        return f"{self.source}/{self.size}"
+
+
+class Source(NamedTuple):
+    """A panel's monthly rows before `build_panel`, and the input format they came in."""
+
+    observed: pd.DataFrame  # (month Period, store, category, revenue)
+    counterfactual: pd.DataFrame | None
+    format: str  # data.format: "panel", or "transactions" (a month without sales is a real zero)
+
+
+class Prepared(NamedTuple):
+    """What the pipeline's prepare stage would hold for one origin."""
+
+    cfg: Config
+    panel: Panel
+    calendar: np.ndarray  # f32[context + months + horizon, Fc]
+    counts: dict[str, int]  # build_panel's series counts
+
+
+def full_cases() -> list[Case]:
+    """Every panel x protocol of the suite, smallest first, so partial results arrive early."""
+    real = [
+        Case(src, n, p, REAL_ORIGINS[src])
+        for src, sizes in {"pbs": (10, 100, 336), "livestock": (10, 54)}.items()
+        for n in sizes
+        for p in PROTOCOLS
+    ]
+    synthetic = [Case(k, n, p, SYNTHETIC_ORIGINS) for k in KINDS for n in (10, 200) for p in PROTOCOLS]
+    extra = [Case("simulator", 800, "short", ("2020-01",)), Case("mixed", 1000, "short", ("2019-01",))]
+    return sorted(real + synthetic + extra, key=lambda c: (c.size, PROTOCOLS[c.protocol]))
+
+
+def quick_cases() -> list[Case]:
+    """Three 10-series panels, short protocol, last origin only: checks the script in about a minute."""
+    return [
+        Case("pbs", 10, "short", REAL_ORIGINS["pbs"][-1:]),
+        Case("livestock", 10, "short", REAL_ORIGINS["livestock"][-1:]),
+        Case("trend_season", 10, "short", SYNTHETIC_ORIGINS[-1:]),
+    ]
+
+
+def panel_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """The valid rows of a raw panel (month, store, category, revenue), as `stages.prepare` keeps them."""
+    return validate_panel(frame, load_config(ROOT / "params.yaml").data.panel_columns).kept
+
+
+def synthetic_revenue(rng: np.random.Generator, kinds: np.ndarray, store, category) -> np.ndarray:
+    """f64[S,M] revenue over SYNTHETIC_MONTHS of series of the given kinds, store and category codes.
+
+    Level: store x category factors (lognormal). trend: monthly log growth ~ N(0.008, 0.006). season: a
+    yearly sine (amplitude 0.15..0.4, phase per category) plus a December peak (0..0.4). level: a log
+    random walk (0.03 a month) and noise 0.2; the other kinds have lognormal noise 0.08.
+    """
+    n, t, month = len(kinds), np.arange(len(SYNTHETIC_MONTHS)), SYNTHETIC_MONTHS.month.to_numpy()
+    level = (
+        1e4
+        * rng.lognormal(0, 0.5, store.max() + 1)[store]
+        * rng.lognormal(0, 1.0, category.max() + 1)[category]
+    )
+    trend = rng.normal(0.008, 0.006, n)[:, None] * t * np.isin(kinds, ["trend_season", "trend"])[:, None]
+    phase = rng.uniform(0, 2 * np.pi, category.max() + 1)[category, None]
+    season = rng.uniform(0.15, 0.4, n)[:, None] * np.sin(2 * np.pi * month / 12 + phase)
+    season += rng.uniform(0.0, 0.4, n)[:, None] * (month == 12)
+    season *= np.isin(kinds, ["trend_season", "season"])[:, None]
+    noisy = kinds[:, None] == "level"
+    walk = noisy * np.cumsum(rng.normal(0, 0.03, (n, len(t))), axis=1)
+    noise = rng.normal(0, np.where(noisy, 0.2, 0.08), (n, len(t)))
+    return level[:, None] * (1 + season) * np.exp(trend + walk + noise)
+
+
+def synthetic_frame(kind: str, size: int) -> pd.DataFrame:
+    """A seeded raw panel of `size` store x category series of one kind ("mixed": KINDS in turn)."""
+    rng = np.random.default_rng([(*KINDS, "mixed").index(kind), size])
+    n_stores = max(d for d in range(1, int(np.sqrt(size / 2.5)) + 1) if size % d == 0)  # 10: 2, 1000: 20
+    store, category = np.divmod(np.arange(size), size // n_stores)
+    kinds = np.array([kind if kind != "mixed" else KINDS[s % len(KINDS)] for s in range(size)])
+    revenue = synthetic_revenue(rng, kinds, store, category)
+    return pd.DataFrame(
+        {
+            "month": np.tile(SYNTHETIC_MONTHS.astype(str), size),
+            "store": np.repeat([f"S{s:02d}" for s in store], len(SYNTHETIC_MONTHS)),
+            "category": np.repeat([f"C{c:03d}" for c in category], len(SYNTHETIC_MONTHS)),
+            "revenue": revenue.round(2).reshape(-1),
+        }
+    )
+
+
+def simulator_source() -> Source:
+    """The project's default dataset (simulator seed 0), aggregated as `stages.prepare` aggregates it."""
+    data = load_config(ROOT / "params.yaml").data
+    worlds = [
+        monthly_revenue(
+            validate_transactions(
+                frame, date_format=data.date_format, min_year=data.min_year, max_year=data.max_year
+            ).kept
+        )
+        for frame in simulate.simulate(0)
+    ]
+    return Source(worlds[0], worlds[1], "transactions")
+
+
+def subset(monthly: pd.DataFrame, size: int) -> pd.DataFrame:
+    """The rows of every k-th series (sorted by store, category), k chosen to give about `size` series."""
+    keys = monthly[KEYS].drop_duplicates().sort_values(KEYS, ignore_index=True)
+    chosen = keys.iloc[:: max(1, len(keys) // size)].head(size)
+    return monthly.merge(chosen, on=KEYS)
+
+
+def load_source(case: Case) -> Source:
+    """The monthly rows of a case's panel (its subset of series)."""
+    if case.source == "simulator":
+        return simulator_source()
+    if case.source in REAL_FILES:
+        return Source(
+            subset(panel_rows(read_table(DATA / REAL_FILES[case.source])), case.size), None, "panel"
+        )
+    return Source(panel_rows(synthetic_frame(case.source, case.size)), None, "panel")
+
+
+def origin_config(base: Config, origin: pd.Period, n_train: int, data_format: str) -> Config:
+    """params.yaml with the origin's split (n_train months, then TEST_MONTHS) and the input format."""
+    split = SplitConfig(
+        train_start=str(origin - n_train),
+        train_end=str(origin - 1),
+        test_start=str(origin),
+        test_end=str(origin + TEST_MONTHS - 1),
+    )
+    data = dataclasses.replace(base.data, format=data_format)
+    return dataclasses.replace(
+        base, data=data, split=split, backtest=dataclasses.replace(base.backtest, origins=(str(origin),))
+    )
+
+
+def prepare(base: Config, source: Source, origin: str, n_train: int) -> Prepared:
+    """Panel and calendar of one origin, built as `stages.prepare` + `stages.load_prepared` build them."""
+    cfg = origin_config(base, pd.Period(origin, "M"), n_train, source.format)
+    with contextlib.redirect_stdout(io.StringIO()):  # its notes are kept as counts instead
+        frame, counts = build_panel(
+            source.observed,
+            source.counterfactual,
+            cfg.split,
+            explicit_zeros=cfg.data.format == "transactions",
+            context=cfg.model.context,
+        )
+    train_start, _, _, test_end = cfg.split.months()
+    calendar = features.monthly_calendar(train_start - cfg.model.context, test_end + cfg.model.horizon)
+    return Prepared(cfg, Panel.from_frame(frame), calendar.to_numpy(np.float32), counts)
+
+
+def training(p: Prepared) -> tuple[np.ndarray, np.ndarray]:
+    """Revenue f64[S,T0] (data.target world) and availability bool[S,T0] of the training months."""
+    n_train = len(p.panel.months) - TEST_MONTHS
+    return p.panel.worlds[p.cfg.data.target][:, :n_train], p.panel.available[:, :n_train]
+
+
+def truths(p: Prepared) -> dict[str, evaluate.Truth]:
+    """Test-month actuals per world (as `backtest.truths`); series with no training month left out."""
+    history, available = training(p)
+    test = slice(history.shape[1], None)
+    mask = p.panel.available[:, test] & available.any(axis=1)[:, None]
+    observed = p.panel.worlds["observed"][:, test]
+    return {
+        world: evaluate.Truth(values[:, test], mask, history, available)
+        for world, values in p.panel.worlds.items()
+        if world == "observed" or not np.array_equal(values[:, test], observed)
+    }
+
+
+def _value(x: float) -> float | None:
+    """A metric with 6 significant digits; None for NaN (JSON has no NaN)."""
+    return None if pd.isna(x) else float(f"{x:.6g}")
+
+
+def scores(p: Prepared, forecasts: dict[str, evaluate.Forecast]) -> dict:
+    """{world: {level: {model: {metric: value}}}} of every forecast, via `evaluate.score_levels`."""
+    out = {}
+    for world, truth in truths(p).items():
+        table = evaluate.score_levels(
+            truth, forecasts, p.panel.store, p.panel.category, p.cfg.evaluate.season_length
+        )
+        out[world] = {
+            level: {r["model"]: {k: _value(r[k]) for k in METRICS if k in r} for r in rows.to_dict("records")}
+            for level, rows in table.groupby("level", sort=False)
+        }
+    return out
+
+
+def mean_over_origins(per_origin: list[dict]) -> dict:
+    """Each metric's mean over the origins that have it, with the same nesting as `scores`."""
+    rows = [
+        (world, level, model, metric, value)
+        for s in per_origin
+        for world, levels in s.items()
+        for level, models in levels.items()
+        for model, values in models.items()
+        for metric, value in values.items()
+    ]
+    frame = pd.DataFrame(rows, columns=["world", "level", "model", "metric", "value"]).dropna()
+    means = frame.groupby(["world", "level", "model", "metric"], sort=False)["value"].mean()
+    out: dict = {}
+    for (world, level, model, metric), value in means.items():
+        out.setdefault(world, {}).setdefault(level, {}).setdefault(model, {})[metric] = _value(value)
+    return out
+
+
+def run_case(case: Case) -> dict:
+    """Baselines at every origin first (they fork), then the LSTMs; scores per origin and their mean."""
+    base = load_config(ROOT / "params.yaml")
+    source = load_source(case)
+    prepared = [prepare(base, source, o, PROTOCOLS[case.protocol]) for o in case.origins]
+    fitted = [backtest.baseline_forecasts(p.cfg, *training(p), TEST_MONTHS) for p in prepared]
+    origins = {}
+    for label, p, baseline in zip(case.origins, prepared, fitted, strict=True):
+        lstms = backtest.lstm_forecasts(p.cfg, p.panel, p.calendar, *training(p), TEST_MONTHS)
+        origins[label] = {"counts": p.counts, "scores": scores(p, lstms | baseline)}
+    n_series = max(o["counts"]["series"] for o in origins.values())
+    return {
+        "n_series": n_series,
+        "origins": origins,
+        "mean": mean_over_origins([o["scores"] for o in origins.values()]),
+    }
+
+
+def suite_info(quick: bool) -> dict:
+    """What every panel shares: the commit, the protocol constants and the defaults that matter."""
+    cfg = load_config(ROOT / "params.yaml")
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
+    return {
+        "quick": quick,
+        "commit": commit.strip() or None,
+        "test_months": TEST_MONTHS,
+        "protocols": PROTOCOLS,
+        "season_length": cfg.evaluate.season_length,
+        "ensemble_size": cfg.backtest.ensemble_size,
+        "metric": "MASE: mean over series of test MAE / in-sample seasonal-naive MAE (metrics.mase)",
+    }
+
+
+def run_one(case: Case) -> dict:
+    """Run one case in a fresh spawned process; the record carries its wall seconds or its error."""
+    start = time.perf_counter()
+    record = case._asdict() | {"name": case.name, "train_months": PROTOCOLS[case.protocol]}
+    try:
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            record |= pool.submit(run_case, case).result()
+    except Exception as exc:  # a benchmark keeps going: the failure is recorded and shown in the table
+        record["error"] = f"{type(exc).__name__}: {exc}"
+    return record | {"seconds": round(time.perf_counter() - start, 1)}
+
+
+def run_suite(cases: list[Case], out: Path, quick: bool) -> dict:
+    """Run every case in turn, rewriting `out` after each; the whole results object."""
+    results = {"suite": suite_info(quick), "panels": []}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for i, case in enumerate(cases, start=1):
+        print(f"accuracy [{i}/{len(cases)}] {case.name} {case.protocol} {','.join(case.origins)}", flush=True)
+        results["panels"].append(run_one(case))
+        out.write_text(json.dumps(results, indent=1) + "\n")
+        print(f"accuracy [{i}/{len(cases)}] {summary_line(results['panels'][-1])}", flush=True)
+    return results
+
+
+def summary_line(record: dict) -> str:
+    """One line per finished panel: its time and bottom-level MASE per model (observed world)."""
+    if "error" in record:
+        return f"{record['name']} failed after {record['seconds']} s: {record['error']}"
+    models = record["mean"]["observed"]["store_category"]
+    mase = ", ".join(f"{m} {_fmt(v.get('mase'))}" for m, v in models.items())
+    return f"{record['name']} {record['n_series']} series in {record['seconds']} s; MASE {mase}"
+
+
+def _fmt(value: float | None) -> str:
+    """A MASE for the table: three decimals, or '-' when missing."""
+    return "-" if value is None else f"{value:.3f}"
+
+
+def table_rows(record: dict, level: str, models: list[str]) -> list[list[str]]:
+    """Markdown cells of one panel at one level: a row per scored world (observed, counterfactual)."""
+    head = [record["name"], record["protocol"], str(record.get("n_series", "-")), str(record["train_months"])]
+    head.append(str(len(record["origins"])))
+    if "error" in record:
+        return [head + ["-"] * len(models) + ["error: " + record["error"], str(record["seconds"])]]
+    rows = []
+    for world, levels in record["mean"].items():
+        mase = {m: v.get("mase") for m, v in levels[level].items()}
+        kept = {m: v for m, v in mase.items() if v is not None}
+        best = min(kept, key=kept.get) if kept else "-"
+        cells = [f"**{_fmt(mase.get(m))}**" if m == best else _fmt(mase.get(m)) for m in models]
+        label = head if world == "observed" else [f"{head[0]} ({world})", *head[1:]]
+        rows.append(label + cells + [best, str(record["seconds"])])
+    return rows
+
+
+def render(results: dict) -> str:
+    """Markdown tables of mean MASE over the origins, one per level, from a results object."""
+    done = [r for r in results["panels"] if "mean" in r]
+    models = list(done[0]["mean"]["observed"]["store_category"]) if done else []
+    header = ["panel", "protocol", "series", "train months", "origins", *models, "best", "seconds"]
+    sections = []
+    for level in LEVELS:
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for record in results["panels"]:
+            lines += ["| " + " | ".join(row) + " |" for row in table_rows(record, level, models)]
+        sections.append(f"### MASE at level {level}\n\n" + "\n".join(lines))
+    suite, seconds = results["suite"], sum(r["seconds"] for r in results["panels"])
+    run = f"{'--quick' if suite['quick'] else 'full'} run at commit {(suite['commit'] or '?')[:10]}"
+    return "\n\n".join(sections) + f"\n\n{len(results['panels'])} panels, {run}, {seconds:.0f} s in all.\n"
+
+
+def check_inputs(cases: list[Case]) -> None:
+    """Exit with one line when a real panel's file is missing or the model forecasts too few months."""
+    missing = sorted(
+        {str(DATA / REAL_FILES[c.source]) for c in cases if c.source in REAL_FILES}
+        - {str(p) for p in DATA.glob("*.csv")}
+    )
+    if missing:
+        sys.exit(f"accuracy: {missing[0]} not found (the shared/ folder must sit beside the repository)")
+    if (horizon := load_config(ROOT / "params.yaml").model.horizon) < TEST_MONTHS:
+        sys.exit(f"accuracy: model.horizon {horizon} is below the protocol's {TEST_MONTHS} test months")
+
+
+def main() -> None:
+    """Parse the arguments; print the table of an existing JSON, or run the suite and print it."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="three 10-series panels, one origin (~1 min)")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "accuracy.json")
+    parser.add_argument("--table", action="store_true", help="print the tables of --out; run nothing")
+    args = parser.parse_args()
+    if args.table:
+        print(render(json.loads(args.out.read_text())))
+        return
+    cases = quick_cases() if args.quick else full_cases()
+    check_inputs(cases)
+    os.environ.setdefault("TQDM_DISABLE", "1")  # the training progress bars would drown the progress lines
+    results = run_suite(cases, args.out, args.quick)
+    print(render(results))
+
+
+if __name__ == "__main__":
+    main()
