@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from salesjax import backtest, evaluate, features
-from salesjax.config import Config, SplitConfig, load_config
+from salesjax.config import Config, SplitConfig, calendar_months, load_config
 from salesjax.data import simulate
 from salesjax.data.panel import KEYS, Panel, build_panel, monthly_revenue
 from salesjax.data.schema import read_table, validate_panel, validate_transactions
@@ -207,8 +207,7 @@ def prepare(base: Config, source: Source, origin: str, n_train: int) -> Prepared
             explicit_zeros=cfg.data.format == "transactions",
             context=cfg.model.context,
         )
-    train_start, _, _, test_end = cfg.split.months()
-    calendar = features.monthly_calendar(train_start - cfg.model.context, test_end + cfg.model.horizon)
+    calendar = features.monthly_calendar(*calendar_months(cfg), cfg.data.country, cfg.data.events)
     return Prepared(cfg, Panel.from_frame(frame), calendar.to_numpy(np.float32), counts)
 
 
@@ -390,11 +389,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="three 10-series panels, one origin (~1 min)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "accuracy.json")
     parser.add_argument("--table", action="store_true", help="print the tables of --out; run nothing")
+    parser.add_argument("--max-series", type=int, help="only the panels of at most this many series")
     args = parser.parse_args()
     if args.table:
         print(render(json.loads(args.out.read_text())))
         return
     cases = quick_cases() if args.quick else full_cases()
+    cases = [c for c in cases if args.max_series is None or c.size <= args.max_series]
     check_inputs(cases)
     os.environ.setdefault("TQDM_DISABLE", "1")  # the training progress bars would drown the progress lines
     results = run_suite(cases, args.out, args.quick)
