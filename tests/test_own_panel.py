@@ -1,8 +1,8 @@
 """A researcher's own monthly panel with the usual defects: prepare -> train -> baselines -> evaluate."""
 
-import contextlib
 import io
 import json
+import logging
 
 import numpy as np
 import pandas as pd
@@ -42,10 +42,15 @@ def run(tmp_path_factory):
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     cfg = parse_config(params)
     printed = io.StringIO()
-    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(printed):
-        mp.chdir(root)
-        for stage in (stages.prepare, stages.run_train, stages.run_baselines, stages.run_evaluate):
-            stage(cfg)
+    logger, handler = logging.getLogger("salesjax"), logging.StreamHandler(printed)  # the stages' messages
+    logger.addHandler(handler)
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.chdir(root)
+            for stage in (stages.prepare, stages.run_train, stages.run_baselines, stages.run_evaluate):
+                stage(cfg)
+    finally:
+        logger.removeHandler(handler)
     return root, cfg, printed.getvalue()
 
 
