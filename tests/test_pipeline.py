@@ -95,6 +95,7 @@ def test_checkpoint_round_trip_reproduces_the_evaluated_forecast(runs):
         "artifacts/models/lstm/params.msgpack",
         "artifacts/models/lstm_ensemble/params.msgpack",
         "artifacts/models/lstm/scaler.json",
+        "artifacts/models/lstm_ensemble/calibration.json",
         "reports/train/metrics.json",
         "reports/train/live/metrics.json",
         "reports/train/live/plots/metrics/lstm_ensemble/validation/member_1/val_loss.tsv",
