@@ -11,6 +11,7 @@ on. The DVC stage `forecast` and `salesjax forecast --model` go through these sa
 """
 
 import dataclasses
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,8 @@ from salesjax import artifacts, checkpoint, features, forecast, train
 from salesjax.config import Config
 from salesjax.data.panel import KEYS, Panel
 from salesjax.errors import SalesjaxError
+
+logger = logging.getLogger(__name__)
 
 HISTORY = "history.parquet"  # in a model directory: the months `predict` starts from
 
@@ -88,9 +91,9 @@ class Forecaster:
 
 
 def _say(lines: list[str]) -> None:
-    """Print each message line with the command's prefix."""
+    """Each message line as a warning of the `salesjax` logger, with the command's prefix."""
     for line in lines:
-        print(f"forecast: {line}")
+        logger.warning(f"forecast: {line}")
 
 
 def history_rows(history: forecast.History, trained_on: checkpoint.TrainedOn) -> pd.DataFrame:

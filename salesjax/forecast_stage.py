@@ -16,6 +16,7 @@ are not forecast. The file IO lives here, so `salesjax.forecast` stays pure and 
 no plotting.
 """
 
+import logging
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -30,6 +31,8 @@ from salesjax.data.panel import Panel
 from salesjax.data.schema import read_table, same_file, write_table
 from salesjax.errors import SalesjaxError
 from salesjax.stages import ARTIFACTS, REPORTS, load_prepared
+
+logger = logging.getLogger(__name__)
 
 OUT = ARTIFACTS / "forecast"
 MODELS = OUT / "models"
@@ -97,7 +100,9 @@ def run_forecast(cfg: Config) -> None:
     shown = table[table["model"] == SHOWN_MODEL]
     fan_charts(frame, shown, REPORT)
     last = frame["month"].max()
-    print(f"forecast: refit through {last}; company total {last + 1}..{last + months}: {_totals(table)}")
+    logger.info(
+        f"forecast: refit through {last}; company total {last + 1}..{last + months}: {_totals(table)}"
+    )
 
 
 def _totals(table: pd.DataFrame) -> str:

@@ -172,7 +172,7 @@ def test_unknown_series_stores_and_categories_are_named_and_skipped(stage, capsy
         {"month": "2020-03", "store": ["S9", "S0"], "category": ["C0", "C7"], "revenue": [10.0, 20.0]}
     )
     code, out = apply(root, pd.concat([panel, new]), "unknown.parquet")
-    printed = capsys.readouterr().out
+    printed = capsys.readouterr().err  # warnings of the salesjax logger
     assert code == 0
     assert "2 series the model was not trained on are skipped" in printed
     assert "S0 / C7, S9 / C0" in printed
@@ -198,7 +198,7 @@ def test_a_series_silent_in_the_window_is_left_out(stage, capsys):
     assert code == 0
     assert (
         "1 series have no revenue in 2019-10..2020-03 and are not forecast: S2 / C1"
-        in capsys.readouterr().out
+        in capsys.readouterr().err
     )
     bottom = out[out["level"] == "store_category"]
     assert len(bottom) == 5 * HORIZON and not ((bottom["store"] == "S2") & (bottom["category"] == "C1")).any()
