@@ -52,6 +52,7 @@ from salesjax.stages import (
     REPORTS,
     headline_metrics,
     load_prepared,
+    panel_covariates,
     write_json,
 )
 
@@ -174,25 +175,29 @@ def lstm_forecasts(
     """The single LSTM's and the seed ensemble's f64[S,n_test,Q] forecasts from f64[S,T0] training months.
 
     `calendar` is the prepared f32[context + M + horizon, Fc]; only its rows up to the forecast's last
-    month are passed on (the calendar is known in advance, but nothing later is needed).
+    month are passed on (the calendar is known in advance, but nothing later is needed), and so for the
+    panel's covariates.
     """
     n_months = history.shape[1]
-    calendar = calendar[: cfg.model.context + n_months + cfg.model.horizon]
+    rows = slice(0, cfg.model.context + n_months + cfg.model.horizon)
+    calendar = calendar[rows]
+    covariates = panel_covariates(cfg, panel)
+    covariates = None if covariates is None else covariates[:, rows]
     num_ids = (len(panel.stores), len(panel.categories))
     train_cfg = origin_train_config(cfg.train, n_months)
     seeds = [cfg.train.seed + k for k in range(cfg.backtest.ensemble_size)]
     runs = {"lstm": seeds[:1], "lstm_ensemble": seeds}
-    graphdef, _ = train.init_members(
-        cfg.model, (features.num_features(calendar.shape[1]), *num_ids), seeds[:1]
-    )
+    width = features.num_features(calendar.shape[1], len(panel.covariate_names))
+    graphdef, _ = train.init_members(cfg.model, (width, *num_ids), seeds[:1])
     data = (history, available, calendar, panel.store, panel.category)
     fits, out = {}, {}
     for name, member_seeds in runs.items():
         key = tuple(member_seeds)
         fits[key] = fits.get(key) or train.train_forecaster(
-            *data, num_ids, cfg.model, train_cfg, member_seeds
+            *data, num_ids, cfg.model, train_cfg, member_seeds, covariates=covariates
         )
-        prediction = train.forecast(graphdef, fits[key].params, fits[key].scaler, *data, cfg.model)
+        scaler = fits[key].scaler
+        prediction = train.forecast(graphdef, fits[key].params, scaler, *data, cfg.model, covariates)
         months = slice(0, n_test)
         out[name] = evaluate.ensemble_forecast(prediction, months, cfg.model.quantiles, fits[key].calibration)
     return out

@@ -79,15 +79,22 @@ def _shapes(pure: Any) -> dict[tuple[str, ...], tuple[int, ...]]:
 
 
 def save_scaler(scaler: Scaler, path: Path) -> None:
-    """Write the per-series scales, the static-feature statistics and the normalisation as JSON."""
+    """Write the per-series scales, the static-feature statistics and the normalisation as JSON.
+
+    The covariate statistics are written only when there are covariates (a model without stays
+    byte-identical to one saved before covariates existed).
+    """
     fields = dataclasses.asdict(scaler) | {"scale": scaler.scale.tolist()}
+    if not scaler.covariate_mean:
+        del fields["covariate_mean"], fields["covariate_std"]
     path.write_text(json.dumps(fields) + "\n")
 
 
 def load_scaler(path: Path) -> Scaler:
     """Read a scaler written by `save_scaler`."""
     fields = json.loads(path.read_text())
-    return Scaler(**fields | {"scale": np.asarray(fields["scale"], np.float64)})
+    moments = {k: tuple(map(float, fields[k])) for k in ("covariate_mean", "covariate_std") if k in fields}
+    return Scaler(**fields | moments | {"scale": np.asarray(fields["scale"], np.float64)})
 
 
 def save_forecaster(
@@ -98,11 +105,13 @@ def save_forecaster(
     num_ids: tuple[int, int],
     out: Path,
     trained_on: TrainedOn | None = None,
+    covariates: tuple[str, ...] = (),
 ) -> None:
     """Write a trained forecaster's parameters, scaler, config and calendar settings to directory `out`.
 
     `trained` is anything with `params`, `scaler` and `calibration` (a fit, or a forecaster read back);
-    `trained_on` adds the series names and training months to model.json.
+    `trained_on` adds the series names and training months to model.json, and `covariates` the names of
+    the known-in-advance columns the model reads, in order (the key is left out when there are none).
     """
     save_params(trained.params, out / "params.msgpack")
     save_scaler(trained.scaler, out / "scaler.json")
@@ -110,6 +119,7 @@ def save_forecaster(
     spec = {"model": dataclasses.asdict(model_cfg), "calendar": calendar._asdict()}
     spec |= {"seeds": seeds, "num_ids": list(num_ids)}
     spec |= trained_on.spec() if trained_on is not None else {}
+    spec |= {"covariates": list(covariates)} if covariates else {}
     (out / "model.json").write_text(json.dumps(spec, indent=2) + "\n")
 
 
@@ -121,6 +131,7 @@ class Spec(NamedTuple):
     seeds: list[int]
     num_ids: tuple[int, int]
     trained_on: TrainedOn | None  # None in a directory saved without it
+    covariates: tuple[str, ...]
 
 
 def _load_spec(path: Path) -> Spec:
@@ -134,7 +145,8 @@ def _load_spec(path: Path) -> Spec:
     trained_on = _trained_on(spec) if "series" in spec else None
     if trained_on is not None and (len(trained_on.stores), len(trained_on.categories)) != num_ids:
         raise ValueError("its stores and categories do not match num_ids")
-    return Spec(model_cfg, calendar, seeds, num_ids, trained_on)
+    covariates = tuple(map(str, spec.get("covariates", ())))
+    return Spec(model_cfg, calendar, seeds, num_ids, trained_on, covariates)
 
 
 def _trained_on(spec: dict) -> TrainedOn:
@@ -159,6 +171,7 @@ class Saved(NamedTuple):
     calibration: dict[str, list[float]]  # upper level -> interval offsets
     seeds: list[int]  # one per member
     trained_on: TrainedOn | None  # the series by name and the training months; None if saved without
+    covariates: tuple[str, ...] = ()  # the known-in-advance columns it reads, in order
 
 
 def _load_calibration(path: Path) -> dict[str, list[float]]:
@@ -172,7 +185,7 @@ def load_forecaster(out: Path, stage: str = "train") -> Saved:
     A missing or damaged file is one `SalesjaxError` line naming it and `dvc repro <stage>`.
     """
     spec = artifacts.read(out / "model.json", stage, _load_spec)
-    shapes = (num_features(len(spec.calendar.columns())), *spec.num_ids)
+    shapes = (num_features(len(spec.calendar.columns()), len(spec.covariates)), *spec.num_ids)
     graphdef, template = init_members(spec.model_cfg, shapes, spec.seeds)
     params = artifacts.read(out / "params.msgpack", stage, lambda path: load_params(template, path))
     scaler = artifacts.read(out / "scaler.json", stage, load_scaler)
@@ -182,6 +195,10 @@ def load_forecaster(out: Path, stage: str = "train") -> Saved:
             f"{out}: model.json names {len(spec.trained_on.store)} series, scaler.json has "
             f"{len(scaler.scale)}; run `dvc repro {stage}`"
         )
-    return Saved(
-        graphdef, params, scaler, spec.model_cfg, spec.calendar, calibration, spec.seeds, spec.trained_on
-    )
+    if len(scaler.covariate_mean) != len(spec.covariates):
+        raise SalesjaxError(
+            f"{out}: model.json names {len(spec.covariates)} covariates, scaler.json has statistics of "
+            f"{len(scaler.covariate_mean)}; run `dvc repro {stage}`"
+        )
+    fields = (spec.model_cfg, spec.calendar, calibration, spec.seeds, spec.trained_on, spec.covariates)
+    return Saved(graphdef, params, scaler, *fields)

@@ -229,7 +229,9 @@ FORECAST_HELP = """DVC stage: refit every forecaster on all observed months and 
 
 With --model: forecast the panel --data (.csv/.parquet: month, store, category, revenue) with a saved
 model directory (e.g. artifacts/forecast/models/lstm_ensemble), without retraining, from the panel's
-last model.context months into --out; series the model was not trained on are named and skipped."""
+last model.context months into --out; series the model was not trained on are named and skipped. A
+model with covariates reads them from the panel's columns and their forecast-month values from
+--covariates (month, store, category + the covariates)."""
 
 
 def _forecast_arguments(parser: argparse.ArgumentParser) -> None:
@@ -241,19 +243,20 @@ def _forecast_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", type=Path, help="with --model: the panel to forecast from")
     parser.add_argument("--months", type=int, help="with --model: months ahead; default: the model's horizon")
     parser.add_argument("--out", type=Path, help="with --model: the forecast table, .csv or .parquet")
+    parser.add_argument("--covariates", type=Path, help="with --model: the covariates of the forecast months")
 
 
 def _forecast(args: argparse.Namespace) -> int:
     """Run the forecast stage, or apply a saved model to a panel (--model, --data, --out)."""
-    applying = (args.data, args.months, args.out)
+    applying = (args.data, args.months, args.out, args.covariates)
     if args.model is None:
         if any(v is not None for v in applying):
-            raise SalesjaxError("--data, --months and --out go with --model")
+            raise SalesjaxError("--data, --months, --out and --covariates go with --model")
         run_forecast(load_config(args.params))
     elif args.data is None or args.out is None:
         raise SalesjaxError("--model needs --data (the panel) and --out (the forecast table)")
     else:
-        run_apply(args.model, args.data, args.months, args.out)
+        run_apply(args.model, args.data, args.months, args.out, args.covariates)
     return 0
 
 

@@ -67,6 +67,10 @@ class DataConfig:
     panel_columns: PanelColumns
     country: str  # a `holidays` country code: public holidays, working days, default events
     events: tuple[str, ...] | str  # "auto" (the country's default) or event names (features.event_sources)
+    covariates: tuple[
+        str, ...
+    ]  # numeric columns known in advance (promotions, closed days), read by the LSTM
+    covariates_path: str | None  # their side file (month, store, category + them); null: the panel's columns
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -154,6 +158,7 @@ class ForecastConfig:
     """The forecast beyond the data (`salesjax forecast`): months ahead of the data's last month."""
 
     horizon: int  # at most model.horizon: the LSTM forecasts its months at once (checked by the stage)
+    covariates_path: str | None  # data.covariates' values for the forecast months (month, store, category)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -227,6 +232,7 @@ def _check(cfg: Config) -> None:
     _check_ranges(cfg)
     check_date_format(cfg.data.date_format, "params: 'data.date_format'")
     _check_calendar(cfg.data)
+    _check_covariates(cfg.data)
     if cfg.data.min_year > cfg.data.max_year:
         raise SalesjaxError("params: data.min_year must not exceed data.max_year")
     if cfg.train.loss == "mse" and cfg.model.quantiles != (0.5,):
@@ -256,6 +262,21 @@ def _check_calendar(data: DataConfig) -> None:
         )
     if not isinstance(data.events, str) and len(set(data.events)) != len(data.events):
         raise SalesjaxError(f"params: 'data.events' lists an event twice: {list(data.events)}")
+
+
+def _check_covariates(data: DataConfig) -> None:
+    """data.covariates: distinct names, none a key or revenue column; transactions need a side file."""
+    names, columns = data.covariates, dataclasses.astuple(data.panel_columns)
+    if len(set(names)) != len(names) or set(names) & {*columns, "month", "store", "category", "revenue"}:
+        raise SalesjaxError(
+            f"params: 'data.covariates' must be distinct names other than the panel's key and revenue "
+            f"columns, got {list(names)}"
+        )
+    if names and data.format == "transactions" and data.covariates_path is None:
+        raise SalesjaxError(
+            "params: data.covariates with data.format 'transactions' needs data.covariates_path, a file "
+            "with columns month, store, category and the covariates"
+        )
 
 
 def calendar_months(cfg: Config) -> tuple[pd.Period, pd.Period]:

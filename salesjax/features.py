@@ -220,7 +220,9 @@ class Scaler:
     it by its own context level and forecasts the change from the same month a year earlier.
     `seasonal_seen` records whether the training months hold any such pair (a month and the month a
     year before it, both observed): without one the model never learned from a seasonal reference, so
-    its windows use the level instead, in training and in forecasting alike.
+    its windows use the level instead, in training and in forecasting alike. `covariate_mean` and
+    `covariate_std` standardise each known-in-advance covariate with its values in the training months
+    (all series pooled; a std of 0 counts as 1, so a covariate that never varies stays finite).
     """
 
     scale: np.ndarray  # f64[S] revenue
@@ -228,20 +230,44 @@ class Scaler:
     log_std: float
     reference: str = "mean"
     seasonal_seen: bool = False
+    covariate_mean: tuple[float, ...] = ()
+    covariate_std: tuple[float, ...] = ()
 
     @classmethod
-    def fit(cls, history: np.ndarray, available: np.ndarray, reference: str = "mean") -> "Scaler":
-        """Fit on f64[S,T] revenue and bool[S,T] availability of training months."""
+    def fit(
+        cls, history: np.ndarray, available: np.ndarray, reference: str = "mean", covariates=None
+    ) -> "Scaler":
+        """Fit on f64[S,T] revenue, bool[S,T] availability and f[S,T,C] covariates of training months."""
         count = available.sum(axis=1)
         mean = np.where(available, history, 0.0).sum(axis=1) / np.maximum(count, 1)
         scale = np.where(mean > 0, mean, 1.0)
         logs = np.log1p(scale)
         seen = bool((available[:, SEASON:] & available[:, :-SEASON]).any())
-        return cls(scale, float(logs.mean()), float(logs.std() or 1.0), reference, seen)
+        moments = ((), ()) if covariates is None else _covariate_moments(covariates)
+        return cls(scale, float(logs.mean()), float(logs.std() or 1.0), reference, seen, *moments)
 
     def static(self) -> np.ndarray:
         """f32[S,1] standardised log scale."""
         return ((np.log1p(self.scale) - self.log_mean) / self.log_std).astype(np.float32)[:, None]
+
+    def covariate_inputs(self, values: np.ndarray) -> np.ndarray:
+        """f32[...,C] standardised covariates from raw f[...,C]; an unknown (NaN) value is 0, the mean."""
+        scaled = (values - np.asarray(self.covariate_mean)) / np.asarray(self.covariate_std)
+        return np.nan_to_num(scaled, nan=0.0).astype(np.float32)
+
+
+def _covariate_moments(values: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) of each covariate over the finite values of f[S,T,C]: (0, 1) where it has none."""
+    flat = values.reshape(-1, values.shape[-1]).astype(np.float64)
+    known = np.isfinite(flat).sum(axis=0)
+    mean = np.where(known > 0, np.nansum(flat, axis=0) / np.maximum(known, 1), 0.0)
+    std = np.sqrt(np.nansum((flat - mean) ** 2, axis=0) / np.maximum(known, 1))
+    return tuple(map(float, mean)), tuple(float(s) if s > 0 else 1.0 for s in std)
+
+
+def pad_covariates(values: np.ndarray, context: int, horizon: int) -> np.ndarray:
+    """f[S,context + M + horizon,C] from f[S,M,C]: aligned with the calendar, NaN (unknown) outside."""
+    return np.pad(values.astype(np.float32), ((0, 0), (context, horizon), (0, 0)), constant_values=np.nan)
 
 
 class Windows(NamedTuple):
@@ -252,7 +278,7 @@ class Windows(NamedTuple):
     """
 
     x: np.ndarray  # f32[N,T,F] revenue / level, observed flag, horizon flag, reference, its flag,
-    # the store's and the category's profiles (`group_profiles`), calendar, static
+    # the store's and the category's profiles (`group_profiles`), calendar, covariates, static
     store: np.ndarray  # i32[N]
     category: np.ndarray  # i32[N]
     y: np.ndarray  # f32[N,H] target revenue / level - reference, 0 where masked
@@ -262,9 +288,9 @@ class Windows(NamedTuple):
     reference: np.ndarray  # f32[N,H] the forecast's reference, in level units
 
 
-def num_features(n_calendar: int) -> int:
-    """F: the width of `Windows.x` with `n_calendar` calendar columns (`monthly_calendar`'s)."""
-    return 7 + n_calendar + 1
+def num_features(n_calendar: int, n_covariates: int = 0) -> int:
+    """F: the width of `Windows.x` with `n_calendar` calendar columns and `n_covariates` covariates."""
+    return 7 + n_calendar + n_covariates + 1
 
 
 def window_level(values: np.ndarray, observed: np.ndarray, scaler: Scaler) -> np.ndarray:
@@ -336,10 +362,13 @@ def make_windows(
     context: int,
     horizon: int,
     require_target: bool,
+    covariates: np.ndarray | None = None,
 ) -> Windows:
     """Cut windows from f64[S,Th] revenue at each origin (index of the first forecast month).
 
-    `calendar` is f32[context + Th + horizon, Fc]: its row `context + t` is history month t. Months
+    `calendar` is f32[context + Th + horizon, Fc]: its row `context + t` is history month t; raw
+    `covariates` f[S,context + Th + horizon,C] are aligned the same way (`pad_covariates`) and enter
+    every context and horizon step standardised by the scaler. Months
     before the history are padded and flagged unobserved; targets after it are masked, so nothing
     beyond `history` can reach a window. With `require_target` (training), windows without any target
     or without any observed context month are dropped.
@@ -365,11 +394,13 @@ def make_windows(
     for groups in (store, category):
         group_context, group_ref = group_profiles(v[..., :context], obs, groups, horizon, scaler)
         parts.append(_steps(group_context, group_ref))
-    parts += [
-        np.broadcast_to(calendar[cols], (s, *cols.shape, calendar.shape[1])),
-        np.broadcast_to(scaler.static()[:, None, None, :], (s, *cols.shape, 1)),
-    ]
-    x = np.concatenate(parts, axis=-1).reshape(-1, width, num_features(calendar.shape[1])).astype(np.float32)
+    parts.append(np.broadcast_to(calendar[cols], (s, *cols.shape, calendar.shape[1])))
+    if covariates is not None:
+        parts.append(scaler.covariate_inputs(covariates[:, cols]))
+    parts.append(np.broadcast_to(scaler.static()[:, None, None, :], (s, *cols.shape, 1)))
+    n_covariates = 0 if covariates is None else covariates.shape[-1]
+    x = np.concatenate(parts, axis=-1).reshape(-1, width, num_features(calendar.shape[1], n_covariates))
+    x = x.astype(np.float32)
     mask = a[..., context:].reshape(-1, horizon).astype(np.float32)
     y = (v[..., context:] / level[..., None] - ref).reshape(-1, horizon)
     series = np.repeat(np.arange(s, dtype=np.int32), len(origins))

@@ -25,7 +25,7 @@ from salesjax import calibration, evaluate, features, metrics, train
 from salesjax.checkpoint import Saved, TrainedOn
 from salesjax.config import PanelColumns
 from salesjax.data.panel import KEYS, Panel
-from salesjax.data.schema import validate_panel
+from salesjax.data.schema import Validated, validate_covariates, validate_panel
 from salesjax.errors import SalesjaxError
 
 ALL = "all"  # the store or category of a row that sums over it
@@ -40,6 +40,7 @@ class History(NamedTuple):
     months: pd.PeriodIndex  # [C] consecutive months, the last one the panel's last month
     values: np.ndarray  # f64[S,C] revenue, 0 where not available
     available: np.ndarray  # bool[S,C]
+    covariates: np.ndarray | None = None  # f32[S,C,n] the model's covariates, NaN where unknown
 
 
 def quantile_names(quantiles: tuple[float, ...]) -> list[str]:
@@ -47,16 +48,34 @@ def quantile_names(quantiles: tuple[float, ...]) -> list[str]:
     return [f"q{q:g}" for q in quantiles]
 
 
-def validated(df: pd.DataFrame, where: str) -> pd.DataFrame:
-    """The rows (month period[M], store, category, revenue) of a long panel; any rejected row is an error."""
-    result = validate_panel(df, PANEL_COLUMNS)
+def validated(df: pd.DataFrame, where: str, covariates: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Rows (month period[M], store, category, revenue, covariates) of a long panel; a rejected row: error."""
+    result = _clean(validate_panel(df, PANEL_COLUMNS, covariates), where)
+    return result.kept[["month", *KEYS, "revenue", *covariates]]
+
+
+def _clean(result: Validated, where: str) -> Validated:
+    """`result` when no row was rejected, else one line counting them by reason."""
     if result.counts:
         reasons = ", ".join(f"{r}: {n}" for r, n in result.counts.items())
         raise SalesjaxError(
             f"{where}: {len(result.quarantined)} rows break the panel contract ({reasons}); list them with "
             "`salesjax validate FILE --format panel --quarantine BAD.csv`"
         )
-    return result.kept[["month", *KEYS, "revenue"]]
+    return result
+
+
+def _cells(rows: pd.DataFrame, first: pd.Period, shape: tuple[int, int], covariates: tuple[str, ...]):
+    """(revenue f64[S,M], available bool[S,M], covariates f32[S,M,C] NaN where unknown or None) of rows.
+
+    `rows` are long rows with a `series` column; their months are counted from `first`.
+    """
+    values, available = np.zeros(shape), np.zeros(shape, bool)
+    known = np.full((*shape, len(covariates)), np.nan, np.float32)
+    cell = (rows["series"].to_numpy(), _month_positions(rows["month"], first))
+    values[cell], available[cell] = rows["revenue"].to_numpy(np.float64), True
+    known[cell] = rows[list(covariates)].to_numpy(np.float32)
+    return values, available, known if covariates else None
 
 
 def _month_positions(months: pd.Series, first: pd.Period) -> np.ndarray:
@@ -64,20 +83,18 @@ def _month_positions(months: pd.Series, first: pd.Period) -> np.ndarray:
     return (months.dt.year * 12 + months.dt.month - (first.year * 12 + first.month)).to_numpy(np.int64)
 
 
-def dense_panel(frame: pd.DataFrame) -> Panel:
+def dense_panel(frame: pd.DataFrame, covariates: tuple[str, ...] = ()) -> Panel:
     """The dense panel of validated long rows: every store x category pair by every month first..last.
 
     A month without a row is missing (not available), as for a panel input in `prepare`; series are
-    ordered by store then category, as in the prepared panel.
+    ordered by store then category, as in the prepared panel; `covariates` are columns of `frame`.
     """
     months = pd.period_range(frame["month"].min(), frame["month"].max(), freq="M")
     series = frame[KEYS].drop_duplicates().sort_values(KEYS, ignore_index=True)
     stores, store = np.unique(series["store"].to_numpy(str), return_inverse=True)
     categories, category = np.unique(series["category"].to_numpy(str), return_inverse=True)
     rows = frame.merge(series.reset_index(names="series"), on=KEYS)
-    values, available = np.zeros((len(series), len(months))), np.zeros((len(series), len(months)), bool)
-    cell = (rows["series"].to_numpy(), _month_positions(rows["month"], months[0]))
-    values[cell], available[cell] = rows["revenue"].to_numpy(np.float64), True
+    values, available, known = _cells(rows, months[0], (len(series), len(months)), covariates)
     return Panel(
         months=months,
         stores=tuple(stores),
@@ -86,11 +103,13 @@ def dense_panel(frame: pd.DataFrame) -> Panel:
         category=category.astype(np.int32),
         available=available,
         worlds={"observed": values},
+        covariate_names=covariates,
+        covariates=known,
     )
 
 
 def long_rows(panel: Panel, world: str, stop: int) -> pd.DataFrame:
-    """The available cells of `world` in the panel's months before position `stop`, as long rows."""
+    """The available cells of `world` (and the covariates) in the panel's months before `stop`, long rows."""
     s, t = np.nonzero(panel.available[:, :stop])
     return pd.DataFrame(
         {
@@ -99,6 +118,7 @@ def long_rows(panel: Panel, world: str, stop: int) -> pd.DataFrame:
             "category": np.asarray(panel.categories)[panel.category[s]],
             "revenue": panel.worlds[world][s, t],
         }
+        | {name: panel.covariates[s, t, k] for k, name in enumerate(panel.covariate_names)}
     )
 
 
@@ -136,21 +156,50 @@ def unknown_series(frame: pd.DataFrame, trained_on: TrainedOn) -> list[str]:
     return lines
 
 
-def window(frame: pd.DataFrame, trained_on: TrainedOn, context: int) -> History:
+def window(
+    frame: pd.DataFrame, trained_on: TrainedOn, context: int, covariates: tuple[str, ...] = ()
+) -> History:
     """The last `context` months of validated long rows (up to the frame's last month) on the model's series.
 
     Rows of series the model does not know are left out (`unknown_series` says which); a model series
-    without a row in a month is unavailable there.
+    without a row in a month is unavailable there (and its `covariates`, columns of `frame`, unknown).
     """
     last = frame["month"].max()
     months = pd.period_range(last - (context - 1), last, freq="M")
     keys = series_names(trained_on).reset_index(names="series")
     rows = frame[frame["month"] >= months[0]].merge(keys, on=KEYS)
-    shape = (len(keys), context)
-    values, available = np.zeros(shape), np.zeros(shape, bool)
-    cell = (rows["series"].to_numpy(), _month_positions(rows["month"], months[0]))
-    values[cell], available[cell] = rows["revenue"].to_numpy(np.float64), True
-    return History(months, values, available)
+    return History(months, *_cells(rows, months[0], (len(keys), context), covariates))
+
+
+def future_covariates(
+    df: pd.DataFrame,
+    trained_on: TrainedOn,
+    covariates: tuple[str, ...],
+    first: pd.Period,
+    months: int,
+    keep: np.ndarray,
+    where: str,
+) -> np.ndarray:
+    """f32[S,months,C] of long rows `df` (month, store, category + `covariates`) for `months` from `first`.
+
+    Every month of every forecast series (bool[S] `keep`) needs a value: the first missing one (by month,
+    then series) is one SalesjaxError line naming both. Rows of other series or months are ignored.
+    """
+    rows = _clean(validate_covariates(df, PANEL_COLUMNS, covariates), where).kept
+    keys = series_names(trained_on).reset_index(names="series")
+    rows = rows[rows["month"] >= first].merge(keys, on=KEYS)
+    rows = rows[_month_positions(rows["month"], first) < months]
+    _, _, known = _cells(rows.assign(revenue=0.0), first, (len(keys), months), covariates)
+    missing = np.isnan(known).any(axis=-1) & keep[:, None]
+    if missing.any():
+        month, series = np.argwhere(missing.T)[0]
+        name = keys.loc[series]
+        raise SalesjaxError(
+            f"{where}: no value of the covariates {', '.join(covariates)} for {first + int(month)}, series "
+            f"{name['store']} / {name['category']} (the first missing; every forecast month of every "
+            "forecast series needs one)"
+        )
+    return known
 
 
 def check_months(months: int, horizon: int) -> int:
@@ -168,14 +217,24 @@ def calendar(settings: features.CalendarSettings, first: pd.Period, last: pd.Per
     return features.monthly_calendar(first, last, settings.country, settings.events).to_numpy(np.float32)
 
 
-def lstm_forecast(saved: Saved, history: History, months: int) -> evaluate.Forecast:
-    """The members' mean quantiles f64[S,months,Q] for the months after `history`, with its calibration."""
+def lstm_forecast(
+    saved: Saved, history: History, months: int, future: np.ndarray | None = None
+) -> evaluate.Forecast:
+    """The members' mean quantiles f64[S,months,Q] for the months after `history`, with its calibration.
+
+    A model with covariates reads `history.covariates` and their `future` f32[S,months,C] values; the
+    horizon steps after `months` get the training mean, which cannot change the months before them.
+    """
     cfg = saved.model_cfg
     context_start = history.months[0] - cfg.context
     cal = calendar(saved.calendar, context_start, history.months[-1] + cfg.horizon)
     ids = (saved.trained_on.store, saved.trained_on.category)
     data = (history.values, history.available, cal, *ids, cfg)
-    prediction = train.forecast(saved.graphdef, saved.params, saved.scaler, *data)
+    covariates = None
+    if saved.covariates:
+        known = np.concatenate([history.covariates, future], axis=1)
+        covariates = features.pad_covariates(known, cfg.context, cfg.horizon - months)
+    prediction = train.forecast(saved.graphdef, saved.params, saved.scaler, *data, covariates)
     return evaluate.ensemble_forecast(prediction, slice(0, months), cfg.quantiles, saved.calibration)
 
 

@@ -25,7 +25,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import EngFormatter
 
-from salesjax import api, baselines, evaluate, forecast, plots
+from salesjax import api, baselines, checkpoint, evaluate, forecast, plots
 from salesjax.config import Config
 from salesjax.data.panel import Panel
 from salesjax.data.schema import read_table, same_file, write_table
@@ -82,13 +82,35 @@ def report_rows(table: pd.DataFrame) -> pd.DataFrame:
     return table[(table["level"] != "store_category") | (table["model"] == SHOWN_MODEL)]
 
 
+def future_covariates(cfg: Config, frame: pd.DataFrame, months: int) -> pd.DataFrame | None:
+    """forecast.covariates_path's rows, checked (before any training) to cover every forecast month.
+
+    None without data.covariates; a missing file, column or value is one line.
+    """
+    names = cfg.data.covariates
+    if not names:
+        return None
+    first = frame["month"].max() + 1
+    if cfg.forecast.covariates_path is None:
+        raise SalesjaxError(
+            f"data.covariates {list(names)} need their values for {first}..{first + months - 1}: set "
+            "forecast.covariates_path to a file of month, store, category and those columns"
+        )
+    future = read_table(Path(cfg.forecast.covariates_path))
+    trained_on = checkpoint.TrainedOn.of(forecast.dense_panel(frame), first, first)
+    keep, _ = forecast.silent_series(forecast.window(frame, trained_on, cfg.model.context), trained_on)
+    forecast.future_covariates(future, trained_on, names, first, months, keep, "forecast.covariates_path")
+    return future
+
+
 def run_forecast(cfg: Config) -> None:
     """Refit every forecaster on all observed months and forecast forecast.horizon months beyond them."""
     panel, _ = load_prepared(cfg)
     months = forecast.check_months(cfg.forecast.horizon, cfg.model.horizon)
     frame = observed_rows(cfg, panel)
+    future = future_covariates(cfg, frame, months)
     models = refit(frame, cfg)
-    tables = [model.predict(months) for model in models.values()]
+    tables = [model.predict(months, future) for model in models.values()]
     tables += baseline_tables(frame, cfg, models[SHOWN_MODEL], months)
     table = pd.concat(tables, ignore_index=True)
     for name, model in models.items():
@@ -111,13 +133,20 @@ def _totals(table: pd.DataFrame) -> str:
     return ", ".join(f"{model} {value / 1e6:,.2f}M" for model, value in total.items())
 
 
-def run_apply(model_dir: Path, data: Path, months: int | None, out: Path) -> None:
-    """Forecast a panel file with a saved model, without retraining, into the table `out` (.csv/.parquet)."""
-    if same_file(out, data) or out.resolve().is_relative_to(model_dir.resolve()):
-        raise SalesjaxError(f"--out {out} is the data or inside the model directory; choose another path")
+def run_apply(
+    model_dir: Path, data: Path, months: int | None, out: Path, covariates: Path | None = None
+) -> None:
+    """Forecast a panel file with a saved model, without retraining, into the table `out` (.csv/.parquet).
+
+    A model with covariates reads them from the panel's columns and their forecast-month values from
+    the file `covariates` (month, store, category + the covariates).
+    """
+    inputs = [path for path in (data, covariates) if path is not None]
+    if any(same_file(out, path) for path in inputs) or out.resolve().is_relative_to(model_dir.resolve()):
+        raise SalesjaxError(f"--out {out} is an input or inside the model directory; choose another path")
     model = api.Forecaster.load(model_dir).with_data(read_table(data))
     months = model.saved.model_cfg.horizon if months is None else months
-    table = model.predict(months)
+    table = model.predict(months, None if covariates is None else read_table(covariates))
     write_table(table, out)
     n_series = len(table.loc[table["level"] == "store_category", ["store", "category"]].drop_duplicates())
     trained = f"{model.saved.trained_on.first_month}..{model.saved.trained_on.last_month}"

@@ -17,6 +17,7 @@ from salesjax.data.schema import (
     Validated,
     read_table,
     same_file,
+    validate_covariates,
     validate_panel,
     validate_transactions,
     write_table,
@@ -47,11 +48,11 @@ def write_json(obj: object, path: Path) -> None:
     path.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
-def _validated(cfg: DataConfig, path: Path) -> Validated:
-    """Read and validate one raw file in the configured format."""
+def _validated(cfg: DataConfig, path: Path, covariates: tuple[str, ...] = ()) -> Validated:
+    """Read and validate one raw file in the configured format (a panel with `covariates` columns)."""
     table = read_table(path)
     if cfg.format == "panel":
-        return validate_panel(table, cfg.panel_columns)
+        return validate_panel(table, cfg.panel_columns, covariates)
     return validate_transactions(
         table, date_format=cfg.date_format, min_year=cfg.min_year, max_year=cfg.max_year
     )
@@ -59,7 +60,39 @@ def _validated(cfg: DataConfig, path: Path) -> Validated:
 
 def _monthly(cfg: DataConfig, validated: Validated) -> pd.DataFrame:
     """The (month, store, category, revenue) rows of a validated input."""
-    return monthly_revenue(validated.kept) if cfg.format == "transactions" else validated.kept
+    if cfg.format == "transactions":
+        return monthly_revenue(validated.kept)
+    return validated.kept.drop(columns=list(cfg.covariates if cfg.covariates_path is None else ()))
+
+
+def _raw_inputs(data: DataConfig) -> dict[str, Path]:
+    """The raw files of each world, and of the covariates when they come in a side file."""
+    inputs = {"observed": Path(data.path)}
+    if data.counterfactual_path is not None:
+        inputs["counterfactual"] = Path(data.counterfactual_path)
+    if data.covariates and data.covariates_path is not None:
+        inputs["covariates"] = Path(data.covariates_path)
+    return inputs
+
+
+def _validated_inputs(data: DataConfig, inputs: dict[str, Path]) -> dict[str, Validated]:
+    """Each input validated: the covariates' side file by its own contract, the observed panel with them."""
+    out = {}
+    for name, path in inputs.items():
+        if name == "covariates":
+            out[name] = validate_covariates(read_table(path), data.panel_columns, data.covariates)
+        else:
+            in_panel = data.covariates if name == "observed" and data.covariates_path is None else ()
+            out[name] = _validated(data, path, in_panel)
+    return out
+
+
+def _covariate_rows(data: DataConfig, validated: dict[str, Validated]) -> pd.DataFrame | None:
+    """(month, store, category + data.covariates) rows of the side file or the panel; None without any."""
+    if not data.covariates:
+        return None
+    kept = validated["covariates" if "covariates" in validated else "observed"].kept
+    return kept[["month", "store", "category", *data.covariates]]
 
 
 def _row_counts(name: str, validated: Validated, limit: float) -> dict:
@@ -96,21 +129,20 @@ def prepare(cfg: Config) -> None:
     data = cfg.data
     if data.target == "counterfactual" and data.counterfactual_path is None:
         raise SalesjaxError("data.target is 'counterfactual' but data.counterfactual_path is null")
-    inputs = {"observed": Path(data.path)}
-    if data.counterfactual_path is not None:
-        inputs["counterfactual"] = Path(data.counterfactual_path)
+    inputs = _raw_inputs(data)
     _refuse_overwriting_inputs(inputs)
     calendar = features.monthly_calendar(*calendar_months(cfg), data.country, data.events)  # checks events
-    validated = {world: _validated(data, path) for world, path in inputs.items()}
+    validated = _validated_inputs(data, inputs)
     counts = {world: _row_counts(world, v, data.max_rejected_fraction) for world, v in validated.items()}
     quarantine = pd.concat([v.quarantined.assign(world=w) for w, v in validated.items()], ignore_index=True)
-    monthly = {world: _monthly(data, v) for world, v in validated.items()}
+    monthly = {world: _monthly(data, v) for world, v in validated.items() if world != "covariates"}
     panel, series = build_panel(
         monthly["observed"],
         monthly.get("counterfactual"),
         cfg.split,
         explicit_zeros=data.format == "transactions",
         context=cfg.model.context,
+        covariates=_covariate_rows(data, validated),
     )
     PREPARED.mkdir(parents=True, exist_ok=True)
     panel.to_parquet(PREPARED / "panel.parquet", index=False)
@@ -128,7 +160,9 @@ def load_prepared(cfg: Config) -> tuple[Panel, np.ndarray]:
     Missing, damaged or prepared for other split months or another context/horizon: one line saying
     to rerun prepare.
     """
-    panel = artifacts.read(PREPARED / "panel.parquet", "prepare", _read_panel)
+    panel = artifacts.read(
+        PREPARED / "panel.parquet", "prepare", lambda p: _read_panel(p, cfg.data.covariates)
+    )
     calendar = artifacts.read(PREPARED / "calendar.parquet", "prepare", _read_calendar)
     train_start, _, _, test_end = cfg.split.months()
     if panel.months[0] != train_start or panel.months[-1] != test_end:
@@ -149,12 +183,14 @@ def load_prepared(cfg: Config) -> tuple[Panel, np.ndarray]:
     return panel, calendar
 
 
-def _read_panel(path: Path) -> Panel:
-    """The dense panel of a prepared panel.parquet."""
+def _read_panel(path: Path, covariates: tuple[str, ...]) -> Panel:
+    """The dense panel of a prepared panel.parquet, with the columns of `covariates` (data.covariates)."""
     frame = pd.read_parquet(path)
     if frame.empty:
         raise ValueError("no rows")
-    return Panel.from_frame(frame)
+    if missing := [c for c in covariates if c not in frame.columns]:
+        raise ValueError(f"it has no covariate column '{missing[0]}' (data.covariates)")
+    return Panel.from_frame(frame, covariates)
 
 
 def _read_calendar(path: Path) -> np.ndarray:
@@ -233,17 +269,19 @@ def run_train(cfg: Config, experiment: str | None = None) -> None:
     seeds = [cfg.train.seed + k for k in range(cfg.train.ensemble_size)]
     runs = {experiment or "lstm": seeds[:1]} | ({"lstm_ensemble": seeds} if experiment is None else {})
     reports = REPORTS / ("train" if experiment is None else f"train_{experiment}")
+    covariates = panel_covariates(cfg, panel)
     fits = {}
     with _live(reports) as live:
         for name, member_seeds in runs.items():
             same = next((fits[n] for n in fits if runs[n] == member_seeds), None)
-            fits[name] = same or train.train_forecaster(*args, member_seeds, _epoch_logger(live, name))
+            on_epoch = _epoch_logger(live, name)
+            fits[name] = same or train.train_forecaster(*args, member_seeds, on_epoch, covariates)
     if not distributed.is_main():
         return
     for name, trained in fits.items():
         trained_on = checkpoint.TrainedOn.of(panel, cfg.split.train_start, cfg.split.train_end)
         checkpoint.save_forecaster(
-            trained, cfg.model, settings, runs[name], num_ids, MODELS / name, trained_on
+            trained, cfg.model, settings, runs[name], num_ids, MODELS / name, trained_on, cfg.data.covariates
         )
     reports_by_fit = {name: _training_report(t) for name, t in fits.items()}
     write_json(reports_by_fit, reports / "metrics.json")
@@ -254,6 +292,13 @@ def run_train(cfg: Config, experiment: str | None = None) -> None:
     write_json(timing, TIMING / f"{reports.name}.json")
     for name, report in reports_by_fit.items():
         logger.info(f"train {name}: epochs {report['epochs']} chosen, val_loss {report['val_loss']:.4f}")
+
+
+def panel_covariates(cfg: Config, panel: Panel) -> np.ndarray | None:
+    """The prepared panel's covariates aligned with its calendar (`features.pad_covariates`); None without."""
+    if panel.covariates is None:
+        return None
+    return features.pad_covariates(panel.covariates, cfg.model.context, cfg.model.horizon)
 
 
 def _test_window(cfg: Config) -> slice:
@@ -286,8 +331,14 @@ def _model_forecasts(cfg: Config, panel: Panel, calendar: np.ndarray, history, a
                 f"{MODELS / name}: trained on {len(saved.scaler.scale)} series, the prepared panel has "
                 f"{len(panel.store)}; run `dvc repro {stage}`"
             )
+        if saved.covariates != cfg.data.covariates:
+            raise SalesjaxError(
+                f"{MODELS / name}: reads the covariates {list(saved.covariates)}, data.covariates is "
+                f"{list(cfg.data.covariates)}; run `dvc repro {stage}`"
+            )
         data = (history, available, calendar, panel.store, panel.category, saved.model_cfg)
-        prediction = train.forecast(saved.graphdef, saved.params, saved.scaler, *data)
+        covariates = panel_covariates(cfg, panel)
+        prediction = train.forecast(saved.graphdef, saved.params, saved.scaler, *data, covariates)
         quantiles = saved.model_cfg.quantiles
         out[name] = evaluate.ensemble_forecast(prediction, _test_window(cfg), quantiles, saved.calibration)
     return out

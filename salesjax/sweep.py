@@ -18,7 +18,7 @@ import numpy as np
 
 from salesjax import distributed, features, train
 from salesjax.config import Config, SweepConfig
-from salesjax.stages import REPORTS, load_prepared, training_history, write_json
+from salesjax.stages import REPORTS, load_prepared, panel_covariates, training_history, write_json
 
 logger = logging.getLogger(__name__)
 
@@ -55,11 +55,13 @@ def run_sweep(cfg: Config) -> None:
     """Train the sweep grid as one vmapped program on the validation hold-out; write reports/sweep.json."""
     panel, calendar = load_prepared(cfg)
     history, available = training_history(cfg, panel)
+    ids, hold = (panel.store, panel.category), cfg.train.validation_months
     fit_windows, hold_out = train.validation_windows(
-        history, available, calendar, panel.store, panel.category, cfg.model, cfg.train.validation_months
+        history, available, calendar, *ids, cfg.model, hold, panel_covariates(cfg, panel)
     )
     members = grid(cfg.sweep)
-    shapes = (features.num_features(calendar.shape[1]), len(panel.stores), len(panel.categories))
+    width = features.num_features(calendar.shape[1], len(panel.covariate_names))
+    shapes = (width, len(panel.stores), len(panel.categories))
     start = time.perf_counter()
     result = train.fit(
         cfg.model,

@@ -316,11 +316,28 @@ def fit(
 
 
 def _model_windows(
-    history, available, calendar, scaler, store, category, model_cfg: ModelConfig, origins, *, training=True
+    history,
+    available,
+    calendar,
+    scaler,
+    store,
+    category,
+    model_cfg: ModelConfig,
+    origins,
+    *,
+    training=True,
+    covariates=None,
 ) -> Windows:
     """`make_windows` at the model's context and horizon; `training` is its `require_target`."""
     shape = {"context": model_cfg.context, "horizon": model_cfg.horizon, "require_target": training}
-    return make_windows(history, available, calendar, scaler, store, category, origins, **shape)
+    return make_windows(
+        history, available, calendar, scaler, store, category, origins, **shape, covariates=covariates
+    )
+
+
+def training_covariates(covariates: np.ndarray | None, context: int, months: int) -> np.ndarray | None:
+    """f[S,months,C]: the first `months` history months of padded covariates (`pad_covariates`)."""
+    return None if covariates is None else covariates[:, context : context + months]
 
 
 def validation_windows(
@@ -331,18 +348,22 @@ def validation_windows(
     category: np.ndarray,
     model_cfg: ModelConfig,
     hold: int,
+    covariates: np.ndarray | None = None,
 ) -> tuple[Windows, Windows]:
     """(fit, hold-out) windows of the early-stopping fit: the last `hold` training months are held out.
 
     history f64[S,Th] revenue and available bool[S,Th] of the training months only; the last `hold`
-    months are the hold-out, and the scaler is fitted on the months before them.
+    months are the hold-out, and the scaler is fitted on the months before them (their covariates too).
     """
     th = history.shape[1]
     before, before_available = history[:, : th - hold], available[:, : th - hold]
-    scaler = Scaler.fit(before, before_available, model_cfg.reference)
+    known = training_covariates(covariates, model_cfg.context, th - hold)
+    scaler = Scaler.fit(before, before_available, model_cfg.reference, known)
     common = (calendar, scaler, store, category, model_cfg)
-    fit_windows = _model_windows(before, before_available, *common, np.arange(1, th - hold))
-    hold_out = _model_windows(history, available, *common, np.arange(th - hold, th))
+    fit_windows = _model_windows(
+        before, before_available, *common, np.arange(1, th - hold), covariates=covariates
+    )
+    hold_out = _model_windows(history, available, *common, np.arange(th - hold, th), covariates=covariates)
     return fit_windows, hold_out
 
 
@@ -372,7 +393,16 @@ def predict_windows(graphdef: nnx.GraphDef, params: Any, windows: Windows) -> np
 
 
 def holdout_calibration(
-    graphdef: nnx.GraphDef, params: Any, history, available, calendar, store, category, model_cfg, hold: int
+    graphdef: nnx.GraphDef,
+    params: Any,
+    history,
+    available,
+    calendar,
+    store,
+    category,
+    model_cfg,
+    hold: int,
+    covariates=None,
 ) -> dict[str, list[float]]:
     """Upper-level interval offsets from the early-stopping fit's forecasts of the hold-out months.
 
@@ -380,11 +410,11 @@ def holdout_calibration(
     hold-out (rolling), its member-mean median is the point, and only hold-out months are scored.
     """
     th = history.shape[1]
-    scaler = Scaler.fit(history[:, : th - hold], available[:, : th - hold], model_cfg.reference)
+    known = training_covariates(covariates, model_cfg.context, th - hold)
+    scaler = Scaler.fit(history[:, : th - hold], available[:, : th - hold], model_cfg.reference, known)
     origins = np.arange(th - hold, th)
-    windows = _model_windows(
-        history, available, calendar, scaler, store, category, model_cfg, origins, training=False
-    )
+    data = (history, available, calendar, scaler, store, category, model_cfg, origins)
+    windows = _model_windows(*data, training=False, covariates=covariates)
     point = predict_windows(graphdef, params, windows).mean(axis=0)[..., model_cfg.quantiles.index(0.5)]
     actual = windows.level[:, None] * (windows.y + windows.reference)
     unit = np.broadcast_to(windows.level[:, None], point.shape)
@@ -404,6 +434,7 @@ def train_forecaster(
     cfg: TrainConfig,
     seeds: list[int],
     on_epoch: EpochCallback | None = None,
+    covariates: np.ndarray | None = None,
 ) -> Trained:
     """Choose the epochs on a hold-out inside the training months, then refit on all of them.
 
@@ -414,25 +445,28 @@ def train_forecaster(
     history f64[S,Th] revenue of the training months only (nothing later is passed in), available
     bool[S,Th], calendar f32[context + Th + horizon, Fc] aligned as in `make_windows`. `on_epoch`
     watches the early-stopping fit (see `fit`); the refit repeats its chosen epochs and is not watched.
+    `covariates` f[S,context + Th + horizon,C] are aligned with the calendar (`features.pad_covariates`);
+    their standardisation is fitted on the training months like the scaler.
     """
     th, hold = history.shape[1], cfg.validation_months
     if th - hold < 2:
         raise SalesjaxError(f"{th} training months leave too few for train.validation_months={hold}")
-    shapes = (num_features(calendar.shape[1]), *num_ids)
-    fit_windows, hold_out = validation_windows(history, available, calendar, store, category, model_cfg, hold)
+    n_covariates = 0 if covariates is None else covariates.shape[-1]
+    shapes = (num_features(calendar.shape[1], n_covariates), *num_ids)
+    inputs = (history, available, calendar, store, category, model_cfg, hold, covariates)
+    fit_windows, hold_out = validation_windows(*inputs)
     validation = fit(
         model_cfg, cfg, fit_windows, shapes, seeds, val=hold_out, label="validation fit", on_epoch=on_epoch
     )
-    scaler = Scaler.fit(history, available, model_cfg.reference)
-    all_windows = _model_windows(
-        history, available, calendar, scaler, store, category, model_cfg, np.arange(1, th)
-    )
+    known = training_covariates(covariates, model_cfg.context, th)
+    scaler = Scaler.fit(history, available, model_cfg.reference, known)
+    data = (history, available, calendar, scaler, store, category, model_cfg, np.arange(1, th))
+    all_windows = _model_windows(*data, covariates=covariates)
     refit = fit(model_cfg, cfg, all_windows, shapes, seeds, epochs=validation.epochs, label="refit")
     offsets = {}
     if len(model_cfg.quantiles) > 1:  # a point forecast alone has no interval to calibrate
         graphdef, _ = init_members(model_cfg, shapes, seeds[:1])
-        data = (history, available, calendar, store, category, model_cfg, hold)
-        offsets = holdout_calibration(graphdef, validation.params, *data)
+        offsets = holdout_calibration(graphdef, validation.params, *inputs)
     return Trained(refit.params, scaler, validation, refit, offsets)
 
 
@@ -446,10 +480,13 @@ def forecast(
     store: np.ndarray,
     category: np.ndarray,
     model_cfg: ModelConfig,
+    covariates: np.ndarray | None = None,
 ) -> Prediction:
-    """Each member's revenue quantiles for the `horizon` months right after `history` (f64[S,Th])."""
+    """Each member's revenue quantiles for the `horizon` months right after `history` (f64[S,Th]).
+
+    `covariates` f[S,context + Th + horizon,C] are aligned with `calendar` (`features.pad_covariates`).
+    """
     origin = np.array([history.shape[1]])
-    windows = _model_windows(
-        history, available, calendar, scaler, store, category, model_cfg, origin, training=False
-    )
+    data = (history, available, calendar, scaler, store, category, model_cfg, origin)
+    windows = _model_windows(*data, training=False, covariates=covariates)
     return Prediction(predict_windows(graphdef, params, windows), windows.level.astype(np.float64))

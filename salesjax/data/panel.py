@@ -41,6 +41,7 @@ def build_panel(
     *,
     explicit_zeros: bool,
     context: int,
+    covariates: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, dict[str, int]]:
     """Long panel over train_start..test_end with `available`, `observed` and (maybe) `counterfactual`.
 
@@ -53,6 +54,8 @@ def build_panel(
 
     A month after the data's last month is unobserved (masked), never a zero; a test period with no
     month inside the data is an error (forecasting beyond the data is the forecast stage's job).
+    `covariates` (month, store, category + one column each) join every series' months, NaN where a
+    row is missing; one that never varies in the training months is named in a warning.
     """
     train_start, train_end, test_start, test_end = split.months()
     last = monthly["month"].max()
@@ -79,6 +82,11 @@ def build_panel(
         panel["counterfactual"] = panel["observed"].where(~replaced, panel["cf"].fillna(0.0))
         panel = panel.drop(columns="cf")
     panel = panel.drop(columns="first")
+    if covariates is not None:
+        panel = panel.merge(covariates, how="left", on=["month", *KEYS])
+        names = list(covariates.columns.drop(["month", *KEYS]))
+        _check_covariates_known(panel, names)
+        warn_constant_covariates(panel.loc[panel["month"] <= train_end, names], f"{train_start}..{train_end}")
     train = panel[panel["month"] <= train_end].groupby(KEYS, sort=False)
     all_zero = train["observed"].sum() == 0
     counts = {
@@ -143,6 +151,30 @@ def _warn_flags(test_only: pd.DataFrame, series: pd.DataFrame, all_zero: list[st
         )
 
 
+def _check_covariates_known(panel: pd.DataFrame, names: list[str]) -> None:
+    """Every available month of every series has a value of each covariate; else one line naming the first."""
+    missing = panel[panel["available"] & panel[names].isna().any(axis=1)]
+    if len(missing):
+        first = missing.sort_values(["month", *KEYS]).iloc[0]
+        raise SalesjaxError(
+            f"data.covariates_path: no value of the covariates {', '.join(names)} for {first['month']}, "
+            f"series {first['store']} / {first['category']} (the first missing; every observed month of "
+            "every series needs one)"
+        )
+
+
+def warn_constant_covariates(training: pd.DataFrame, months: str, where: str = "prepare") -> None:
+    """Name each covariate (a column of `training`) that holds one value in every training month."""
+    for name in training.columns:
+        values = training[name].dropna().unique()
+        if len(values) <= 1:
+            shown = f"always {values[0]:g}" if len(values) else "no value"
+            logger.warning(
+                f"{where}: covariate '{name}' never varies in the training months {months} ({shown}): the "
+                "LSTM cannot learn its effect, and a different value later is an input it has never seen"
+            )
+
+
 @dataclasses.dataclass(frozen=True)
 class Panel:
     """Dense view of the long panel: S series by M months."""
@@ -154,10 +186,12 @@ class Panel:
     category: np.ndarray  # i32[S] index into categories
     available: np.ndarray  # bool[S,M]
     worlds: dict[str, np.ndarray]  # world name -> f64[S,M] revenue, 0 where not available
+    covariate_names: tuple[str, ...] = ()
+    covariates: np.ndarray | None = None  # f32[S,M,C] known-in-advance values, NaN where unknown
 
     @classmethod
-    def from_frame(cls, frame: pd.DataFrame) -> "Panel":
-        """Pivot the long panel (rows ordered by series then month) into arrays."""
+    def from_frame(cls, frame: pd.DataFrame, covariates: tuple[str, ...] = ()) -> "Panel":
+        """Pivot the long panel (rows ordered by series then month) into arrays, with its `covariates`."""
         months = pd.PeriodIndex(frame["month"].drop_duplicates(), freq="M")
         shape = (len(frame) // len(months), len(months))
         keys = frame[KEYS].iloc[:: len(months)]
@@ -172,6 +206,10 @@ class Panel:
             category=category.astype(np.int32),
             available=frame["available"].to_numpy(bool).reshape(shape),
             worlds={w: frame[w].to_numpy(np.float64).reshape(shape) for w in worlds},
+            covariate_names=covariates,
+            covariates=frame[list(covariates)].to_numpy(np.float32).reshape(*shape, -1)
+            if covariates
+            else None,
         )
 
     def index(self, month: pd.Period) -> int:

@@ -44,7 +44,15 @@ TRANSACTION_REASONS = (
     "duplicate_transaction",
 )
 _NUMERIC = ("Quantity", "Price", "Revenue")
-PANEL_REASONS = ("bad_month", "missing_store", "missing_category", "bad_revenue", "duplicate_row")
+PANEL_REASONS = (
+    "bad_month",
+    "missing_store",
+    "missing_category",
+    "bad_revenue",
+    "bad_covariate",
+    "duplicate_row",
+)
+COVARIATE_REASONS = ("bad_month", "missing_store", "missing_category", "bad_covariate", "duplicate_row")
 CSV_SUFFIXES = (".csv",)
 PARQUET_SUFFIXES = (".parquet", ".pq")
 REVENUE_TOLERANCE = 0.01  # revenue is quoted to the cent
@@ -185,27 +193,48 @@ def _transaction_dtypes() -> dict[str, str]:
     }
 
 
-def validate_panel(df: pd.DataFrame, columns: PanelColumns) -> Validated:
+def validate_panel(df: pd.DataFrame, columns: PanelColumns, covariates: tuple[str, ...] = ()) -> Validated:
     """Split a monthly panel into typed valid rows (month, store, category, revenue) and quarantine.
 
     `kept` has the mapped columns renamed to month/store/category/revenue (other columns as they
-    were); `quarantined` keeps the input's own column names and values.
+    were); `quarantined` keeps the input's own column names and values. Each of `covariates` must be
+    a column of finite numbers (else `bad_covariate`).
     """
+    return _validate_keyed(df, columns, covariates, PANEL_REASONS)
+
+
+def validate_covariates(df: pd.DataFrame, columns: PanelColumns, covariates: tuple[str, ...]) -> Validated:
+    """A side file of known-in-advance values: month, store, category (named as in `columns`) + covariates."""
+    return _validate_keyed(df, columns, covariates, COVARIATE_REASONS)
+
+
+def _validate_keyed(
+    df: pd.DataFrame, columns: PanelColumns, covariates: tuple[str, ...], order: tuple[str, ...]
+) -> Validated:
+    """`validate_panel` (with revenue) or `validate_covariates` (without), by the reasons in `order`."""
     mapping = {getattr(columns, f.name): f.name for f in dataclasses.fields(columns)}
+    if "bad_revenue" not in order:
+        del mapping[columns.revenue]
+    if missing := [c for c in covariates if c not in df.columns]:
+        raise SalesjaxError(
+            f"missing covariate column {_named(missing[0], df.columns)}: add it to the input or remove it "
+            "from data.covariates"
+        )
     df = _checked(df, tuple(mapping))
-    month = _months(df[columns.month])
-    store, category = _store_text(df[columns.store]), _text(df[columns.category])
-    revenue = _numbers(df[columns.revenue])
-    reason = _first_reason(
-        PANEL_REASONS[:-1],
-        [month.isna(), store == "", category == "", ~(_finite(revenue) & (revenue >= 0))],
-    )
-    keys = pd.DataFrame({"month": month, "store": store, "category": category})
-    reason[_repeated(keys, reason)] = PANEL_REASONS[-1]
-    renamed = df.rename(columns=mapping)
-    typed = {"month": month, "store": store, "category": category, "revenue": revenue}
-    dtypes = {"month": "period[M]", "store": "str", "category": "str", "revenue": "float64"}
-    return _split(df, reason, typed, PANEL_REASONS, dtypes, kept_frame=renamed)
+    typed = {"month": _months(df[columns.month])}
+    typed |= {"store": _store_text(df[columns.store]), "category": _text(df[columns.category])}
+    faults = {"bad_month": typed["month"].isna(), "missing_store": typed["store"] == ""}
+    faults["missing_category"] = typed["category"] == ""
+    if "revenue" in mapping.values():
+        typed["revenue"] = _numbers(df[columns.revenue])
+        faults["bad_revenue"] = ~(_finite(typed["revenue"]) & (typed["revenue"] >= 0))
+    typed |= {c: _numbers(df[c]) for c in covariates}
+    faults["bad_covariate"] = ~np.logical_and.reduce([_finite(typed[c]) for c in covariates], initial=True)
+    reason = _first_reason(order[:-1], [faults[r] for r in order[:-1]])
+    keys = pd.DataFrame({k: typed[k] for k in ("month", "store", "category")})
+    reason[_repeated(keys, reason)] = order[-1]
+    dtypes = dict.fromkeys(typed, "float64") | {"month": "period[M]", "store": "str", "category": "str"}
+    return _split(df, reason, typed, order, dtypes, kept_frame=df.rename(columns=mapping))
 
 
 def _checked(df: pd.DataFrame, required: tuple[str, ...]) -> pd.DataFrame:
