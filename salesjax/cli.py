@@ -201,14 +201,24 @@ def _simulate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--categories", type=int, default=categories, help=f"categories per store (default {categories})"
     )
+    parser.add_argument(
+        "--closures",
+        type=Path,
+        help="also write each store's closed days per month (month, store, category, closed_days; .csv or "
+        ".parquet), a covariate file for data.covariates_path",
+    )
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    """Write the simulated chain's transactions (observed and counterfactual worlds)."""
+    """Write the simulated chain's transactions (observed and counterfactual worlds), maybe its closures."""
     observed, counterfactual = simulate.simulate(args.seed, args.stores, args.categories)
     simulate.write_dataset(observed, counterfactual, args.out)
     rows = f"{len(observed)} observed and {len(counterfactual)} counterfactual rows"
     logger.info(f"simulate: {rows} in {args.out}")
+    if args.closures is not None:
+        categories = simulate.make_chain(args.stores, args.categories).category_names
+        write_table(simulate.by_category(simulate.closure_days(args.stores), categories), args.closures)
+        logger.info(f"simulate: closed days per store and month in {args.closures}")
     return 0
 
 

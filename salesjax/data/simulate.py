@@ -507,23 +507,51 @@ def _demand(days: pd.DatetimeIndex, cat: Catalogue, rng: np.random.Generator) ->
     return Demand(rate, _expected_units(), price, discount, seasonal, draws)
 
 
-def _closure_keep(days: pd.DatetimeIndex) -> np.ndarray:
-    """f64[D,S] share of counterfactual demand served in the observed world, before kappa."""
+def _between(days: pd.DatetimeIndex, a: str, b: str) -> np.ndarray:
+    """bool[D] days from a to b, inclusive."""
+    return np.asarray((days >= a) & (days <= b))
 
-    def between(a: str, b: str) -> np.ndarray:
-        return np.asarray((days >= a) & (days <= b))
 
-    shut_all = between("2020-03-29", "2020-04-26") | between("2020-12-14", "2020-12-31")
-    shut_all |= np.asarray(days.day_of_week >= 5) & between("2020-11-21", "2020-12-28")
-    malls = between("2020-03-23", "2020-05-30")
-    closed = {
-        "baku_mall": shut_all | malls | between("2020-06-21", "2020-12-31"),
-        "region_mall": shut_all | malls | between("2020-06-21", "2020-08-30"),
+def _closed(days: pd.DatetimeIndex) -> dict[str, np.ndarray]:
+    """Store kind -> bool[D] days its stores are closed by the 2020 closure timeline."""
+    shut_all = _between(days, "2020-03-29", "2020-04-26") | _between(days, "2020-12-14", "2020-12-31")
+    shut_all |= np.asarray(days.day_of_week >= 5) & _between(days, "2020-11-21", "2020-12-28")
+    malls = _between(days, "2020-03-23", "2020-05-30")
+    return {
+        "baku_mall": shut_all | malls | _between(days, "2020-06-21", "2020-12-31"),
+        "region_mall": shut_all | malls | _between(days, "2020-06-21", "2020-08-30"),
         "baku_street": shut_all,
         "region_street": shut_all,
     }
+
+
+def closure_days(n_stores: int = len(STORES)) -> pd.DataFrame:
+    """Tidy rows (month YYYY-MM, store, closed_days) of every simulated month: each store's closed days.
+
+    The same timeline thins the observed world (`_closure_keep`); a store copies its template's closures.
+    """
+    chain = make_chain(n_stores, 1)
+    days = _days()
+    closed = _closed(days)
+    per_day = np.stack([closed[STORES[t][2]] for t in chain.store], axis=1)
+    per_month = (
+        pd.DataFrame(per_day, index=days.to_period("M"), columns=chain.store_ids).groupby(level=0).sum()
+    )
+    rows = per_month.rename_axis(index="month", columns="store").stack().rename("closed_days").reset_index()
+    return rows.assign(month=rows["month"].astype(str), store=rows["store"].astype(str))
+
+
+def by_category(rows: pd.DataFrame, categories) -> pd.DataFrame:
+    """Per-store `rows` repeated for each of `categories` (a covariate file is keyed by store x category)."""
+    crossed = rows.merge(pd.DataFrame({"category": list(categories)}), how="cross")
+    return crossed[["month", "store", "category", *rows.columns.drop(["month", "store"])]]
+
+
+def _closure_keep(days: pd.DatetimeIndex) -> np.ndarray:
+    """f64[D,S] share of counterfactual demand served in the observed world, before kappa."""
+    closed = _closed(days)
     stringency = np.asarray(STRINGENCY)[days.month - 1] * (days.year == COVID_YEAR)
-    curfew = np.where(between("2020-09-28", "2020-11-10"), 0.85, 1.0)
+    curfew = np.where(_between(days, "2020-09-28", "2020-11-10"), 0.85, 1.0)
     served = (1 - 0.3 * stringency / 100) * curfew
     # Online orders: a quarter of demand at the first closure, half by December (e-commerce x2).
     since_first_closure = np.asarray((days - pd.Timestamp("2020-03-23")).days)
