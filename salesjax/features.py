@@ -8,6 +8,7 @@ forecast months. Holidays come from the `holidays` package for `data.country`, w
 
 import dataclasses
 import datetime as dt
+import math
 import re
 from typing import NamedTuple
 
@@ -258,7 +259,7 @@ class Scaler:
 
 def _covariate_moments(values: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """(mean, std) of each covariate over the finite values of f[S,T,C]: (0, 1) where it has none."""
-    flat = values.reshape(-1, values.shape[-1]).astype(np.float64)
+    flat = values.reshape(math.prod(values.shape[:-1]), values.shape[-1]).astype(np.float64)
     known = np.isfinite(flat).sum(axis=0)
     mean = np.where(known > 0, np.nansum(flat, axis=0) / np.maximum(known, 1), 0.0)
     std = np.sqrt(np.nansum((flat - mean) ** 2, axis=0) / np.maximum(known, 1))
