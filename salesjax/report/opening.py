@@ -133,7 +133,18 @@ def section_method(inputs: Inputs, view: View) -> list[str]:
         f"forecasts and actuals.",
         "",
     ]
-    return lines + _thesis_method(view)
+    return lines[:3] + _covariates_method(view) + lines[3:] + _thesis_method(view)
+
+
+def _covariates_method(view: View) -> list[str]:
+    """Which models read data.covariates (the LSTMs only); nothing without covariates."""
+    if not view.cfg.data.covariates:
+        return []
+    return [
+        f"- **Covariates.** The LSTMs (lstm, lstm_ensemble, thesis) also read the known-in-advance "
+        f"covariates {_plain(view.cfg.data.covariates)} at every context and forecast month, standardised "
+        "with their training months' mean and standard deviation; the baselines do not use them."
+    ]
 
 
 def _thesis_method(view: View) -> list[str]:
