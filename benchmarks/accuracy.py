@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from salesjax import backtest, evaluate, features
+from salesjax.baselines import BASELINES
 from salesjax.config import Config, SplitConfig, calendar_months, load_config
 from salesjax.data import simulate
 from salesjax.data.panel import KEYS, Panel, build_panel, monthly_revenue
@@ -267,16 +268,47 @@ def mean_over_origins(per_origin: list[dict]) -> dict:
     return out
 
 
-def run_case(case: Case) -> dict:
-    """Baselines at every origin first (they fork), then the LSTMs; scores per origin and their mean."""
+def saved_baseline_scores(paths: list[Path]) -> dict[tuple[str, str, str], dict]:
+    """{(panel, protocol, origin): its baselines' scores} from earlier runs' JSON (--baselines-from).
+
+    Where several files hold the same panel and origin, the first one named wins.
+    """
+    saved = {}
+    for path in reversed(paths):
+        for record in json.loads(path.read_text())["panels"]:
+            for origin, result in record.get("origins", {}).items():
+                saved[record["name"], record["protocol"], origin] = {
+                    world: {
+                        lv: {m: v for m, v in models.items() if m in BASELINES}
+                        for lv, models in levels.items()
+                    }
+                    for world, levels in result["scores"].items()
+                }
+    return saved
+
+
+def merged(first: dict, second: dict) -> dict:
+    """Two `scores` objects of the same worlds and levels, their models side by side."""
+    return {w: {lv: first[w][lv] | second[w][lv] for lv in first[w]} for w in first}
+
+
+def run_case(case: Case, saved: dict[str, dict] | None = None) -> dict:
+    """Baselines at every origin first (they fork), then the LSTMs; scores per origin and their mean.
+
+    `saved` ({origin: scores}) holds the baselines' scores of an earlier run of the same panel: they are
+    deterministic and independent of the LSTMs, so they are reused instead of refitted.
+    """
     base = load_config(ROOT / "params.yaml")
     source = load_source(case)
     prepared = [prepare(base, source, o, PROTOCOLS[case.protocol]) for o in case.origins]
-    fitted = [backtest.baseline_forecasts(p.cfg, *training(p), TEST_MONTHS) for p in prepared]
+    fitted = [
+        {} if saved else backtest.baseline_forecasts(p.cfg, *training(p), TEST_MONTHS) for p in prepared
+    ]
     origins = {}
     for label, p, baseline in zip(case.origins, prepared, fitted, strict=True):
         lstms = backtest.lstm_forecasts(p.cfg, p.panel, p.calendar, *training(p), TEST_MONTHS)
-        origins[label] = {"counts": p.counts, "scores": scores(p, lstms | baseline)}
+        scored = scores(p, lstms | baseline)
+        origins[label] = {"counts": p.counts, "scores": merged(scored, saved[label]) if saved else scored}
     n_series = max(o["counts"]["series"] for o in origins.values())
     return {
         "n_series": n_series,
@@ -300,25 +332,34 @@ def suite_info(quick: bool) -> dict:
     }
 
 
-def run_one(case: Case) -> dict:
+def run_one(case: Case, saved: dict) -> dict:
     """Run one case in a fresh spawned process; the record carries its wall seconds or its error."""
     start = time.perf_counter()
     record = case._asdict() | {"name": case.name, "train_months": PROTOCOLS[case.protocol]}
+    mine = {
+        o: saved[case.name, case.protocol, o] for o in case.origins if (case.name, case.protocol, o) in saved
+    }
+    reused = len(mine) == len(case.origins)
+    record["baselines_reused"] = reused
     try:
         with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-            record |= pool.submit(run_case, case).result()
+            record |= pool.submit(run_case, case, mine if reused else None).result()
     except Exception as exc:  # a benchmark keeps going: the failure is recorded and shown in the table
         record["error"] = f"{type(exc).__name__}: {exc}"
     return record | {"seconds": round(time.perf_counter() - start, 1)}
 
 
-def run_suite(cases: list[Case], out: Path, quick: bool) -> dict:
+def run_suite(cases: list[Case], out: Path, quick: bool, baselines_from: list[Path]) -> dict:
     """Run every case in turn, rewriting `out` after each; the whole results object."""
-    results = {"suite": suite_info(quick), "panels": []}
+    saved = saved_baseline_scores(baselines_from)
+    results = {
+        "suite": suite_info(quick) | {"baselines_from": [str(p) for p in baselines_from]},
+        "panels": [],
+    }
     out.parent.mkdir(parents=True, exist_ok=True)
     for i, case in enumerate(cases, start=1):
         print(f"accuracy [{i}/{len(cases)}] {case.name} {case.protocol} {','.join(case.origins)}", flush=True)
-        results["panels"].append(run_one(case))
+        results["panels"].append(run_one(case, saved))
         out.write_text(json.dumps(results, indent=1) + "\n")
         print(f"accuracy [{i}/{len(cases)}] {summary_line(results['panels'][-1])}", flush=True)
     return results
@@ -390,6 +431,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "accuracy.json")
     parser.add_argument("--table", action="store_true", help="print the tables of --out; run nothing")
     parser.add_argument("--max-series", type=int, help="only the panels of at most this many series")
+    parser.add_argument(
+        "--baselines-from",
+        type=Path,
+        nargs="+",
+        default=[],
+        help="reuse the baselines' scores of these earlier JSONs where they have the panel and origin",
+    )
     args = parser.parse_args()
     if args.table:
         print(render(json.loads(args.out.read_text())))
@@ -398,7 +446,7 @@ def main() -> None:
     cases = [c for c in cases if args.max_series is None or c.size <= args.max_series]
     check_inputs(cases)
     os.environ.setdefault("TQDM_DISABLE", "1")  # the training progress bars would drown the progress lines
-    results = run_suite(cases, args.out, args.quick)
+    results = run_suite(cases, args.out, args.quick, args.baselines_from)
     print(render(results))
 
 

@@ -95,7 +95,7 @@ class ModelConfig:
 
     context: int
     horizon: int
-    reference: typing.Literal["seasonal", "mean"]
+    reference: typing.Literal["profile", "seasonal", "mean"]
     hidden_size: int
     num_layers: int
     dropout: float

@@ -218,7 +218,8 @@ class Scaler:
     all zero there, so it stays finite); `log_mean`/`log_std` standardise log1p(scale), which the model
     receives as a static input so that it still knows each series' size. `reference` names the
     normalisation (`ModelConfig.reference`): "mean" divides every window by `scale`; "seasonal" divides
-    it by its own context level and forecasts the change from the same month a year earlier.
+    it by its own context level and forecasts the change from the same month a year earlier; "profile"
+    likewise, from the month's index averaged over the complete years before it (`seasonal_profile`).
     `seasonal_seen` records whether the training months hold any such pair (a month and the month a
     year before it, both observed): without one the model never learned from a seasonal reference, so
     its windows use the level instead, in training and in forecasting alike. `covariate_mean` and
@@ -320,10 +321,37 @@ def seasonal_reference(
     source = context + np.arange(horizon) - SEASON
     usable = (source >= 0) & (source < context)
     source = np.clip(source, 0, context - 1)
-    on = scaler.reference == "seasonal" and scaler.seasonal_seen
+    on = scaler.reference != "mean" and scaler.seasonal_seen
     taken = observed[..., source] & usable & on
-    fallback = 1.0 if scaler.reference == "seasonal" else 0.0
+    fallback = 0.0 if scaler.reference == "mean" else 1.0
     return np.where(taken, values[..., source] / level[..., None], fallback), taken
+
+
+def seasonal_profile(
+    values: np.ndarray, available: np.ndarray, starts: np.ndarray, horizon: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(index f64[S,O,H], bool[S,O,H] where one exists) from padded f64[S,P] revenue and bool[S,P].
+
+    The index of horizon step h is the ratio of its calendar month to its year's mean, averaged over
+    every complete year (SEASON consecutive observed months with a positive mean) that ends before the
+    window's first forecast month (padded position `starts`): a seasonal profile that grows less noisy
+    with every year of history, and never reads a month at or after the forecast origin.
+    """
+    starts = np.asarray(starts)
+    total = np.zeros((values.shape[0], len(starts), SEASON))
+    count = np.zeros(total.shape)
+    for k in range(1, int(starts.max(initial=0)) // SEASON + 1):
+        pos = starts[:, None] - SEASON * k + np.arange(SEASON)  # [O,SEASON]
+        inside = (pos >= 0).all(-1)
+        pos = np.maximum(pos, 0)
+        block, seen = values[:, pos], available[:, pos]
+        mean = block.mean(-1)
+        complete = seen.all(-1) & (mean > 0) & inside
+        total += np.where(complete[..., None], block / np.where(complete, mean, 1.0)[..., None], 0.0)
+        count += complete[..., None]
+    steps = np.arange(horizon) % SEASON
+    total, count = total[..., steps], count[..., steps]
+    return total / np.maximum(count, 1), count > 0
 
 
 def group_profiles(
@@ -384,6 +412,9 @@ def make_windows(
     obs = a[..., :context]
     level = window_level(v[..., :context], obs, scaler)
     ref, taken = seasonal_reference(v[..., :context], obs, level, horizon, scaler)
+    if scaler.reference == "profile" and scaler.seasonal_seen:
+        index, complete = seasonal_profile(values, avail, np.asarray(origins) + context, horizon)
+        ref, taken = np.where(complete, index, ref), complete | taken
     hor = np.zeros((*v.shape[:2], horizon))
     parts = [
         _steps(v[..., :context] / level[..., None], hor),

@@ -21,6 +21,22 @@ def _forget_bias(key, shape, dtype=jnp.float32):
     return jnp.zeros(shape, dtype).at[hidden : 2 * hidden].set(1.0)
 
 
+HEAD_INIT_STD = 0.01  # the head's initial weights: small, so an untrained model forecasts its reference
+INIT_SPREAD = 0.1  # and its initial quantiles are a normal of this std around it, in level units
+
+
+def quantile_bias(quantiles: tuple[float, ...]):
+    """Head bias initialiser: quantiles at INIT_SPREAD x the standard normal's, the median at 0."""
+    z = jax.scipy.stats.norm.ppf(jnp.asarray(quantiles)) * INIT_SPREAD
+    steps = jnp.maximum(jnp.diff(z), 1e-3)
+    inverse_softplus = steps + jnp.log(-jnp.expm1(-steps))
+
+    def init(key, shape, dtype=jnp.float32):
+        return jnp.concatenate([z[:1], inverse_softplus]).astype(dtype)
+
+    return init
+
+
 class LSTMLayer(nnx.Module):
     """One LSTM layer: the input projection of all steps is one matrix product, then the recurrence."""
 
@@ -76,7 +92,14 @@ class Forecaster(nnx.Module):
         self.layers = nnx.List(
             [LSTMLayer(a, b, rngs=rngs) for a, b in zip(sizes[:-1], sizes[1:], strict=True)]
         )
-        self.head = nnx.Linear(cfg.hidden_size, len(cfg.quantiles), rngs=rngs)
+        # With a reference (seasonal, profile) the head starts at it: output 0 is the reference forecast,
+        # so a model that learns little from a small panel stays near it instead of near random weights.
+        starts_at_reference = {
+            "kernel_init": nnx.initializers.normal(HEAD_INIT_STD),
+            "bias_init": quantile_bias(cfg.quantiles),
+        }
+        head_init = starts_at_reference if cfg.reference != "mean" else {}
+        self.head = nnx.Linear(cfg.hidden_size, len(cfg.quantiles), rngs=rngs, **head_init)
         self.horizon = cfg.horizon
         self.dropout = cfg.dropout
 

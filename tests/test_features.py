@@ -184,12 +184,14 @@ def test_training_windows_need_a_target_and_an_observed_context():
     assert (w.mask.sum(axis=1) > 0).all() and (w.x[:, :2, 1].sum(axis=1) > 0).all()
 
 
-def _seasonal_windows(history: np.ndarray, available: np.ndarray, store: np.ndarray) -> features.Windows:
-    """Windows at the origin right after `history` (f[S,T]), context 12, horizon 2, seasonal reference."""
+def _seasonal_windows(
+    history: np.ndarray, available: np.ndarray, store: np.ndarray, reference: str = "seasonal", origin=None
+) -> features.Windows:
+    """Windows at `origin` (default: right after `history` f[S,T]), context 12, horizon 2."""
     cal = np.zeros((12 + history.shape[1] + 2, N_CALENDAR), np.float32)
-    scaler = features.Scaler.fit(history, available, "seasonal")
+    scaler = features.Scaler.fit(history, available, reference)
     ids = np.zeros(len(history), int)
-    origin = np.array([history.shape[1]])
+    origin = np.array([history.shape[1] if origin is None else origin])
     return features.make_windows(
         history, available, cal, scaler, store, ids, origin, context=12, horizon=2, require_target=False
     )
@@ -210,6 +212,53 @@ def test_without_a_year_of_pairs_in_training_the_reference_is_the_level():
     w = _seasonal_windows(history, np.ones_like(history, bool), np.zeros(1, int))
     np.testing.assert_array_equal(w.reference[0], [1, 1])
     np.testing.assert_array_equal(w.x[0, 12:, 4], [0, 0])
+
+
+def test_the_profile_averages_the_month_over_every_complete_year_before_the_origin():
+    rng = np.random.default_rng(0)
+    season = 1 + 0.3 * np.sin(np.arange(12))
+    noise = rng.uniform(0.8, 1.2, (1, 36))
+    history = 100 * np.tile(season, 3)[None] * noise  # three years; forecast months 36, 37
+    w = _seasonal_windows(history, np.ones_like(history, bool), np.zeros(1, int), "profile")
+    years = history[0].reshape(3, 12)
+    expected = (years / years.mean(axis=1, keepdims=True)).mean(axis=0)[:2]
+    np.testing.assert_allclose(w.reference[0], expected, rtol=1e-5)
+    np.testing.assert_allclose(w.level, [years[2].mean()], rtol=1e-6)
+    # a year with a missing month is left out of the average
+    available = np.ones_like(history, bool)
+    available[0, 5] = False
+    w = _seasonal_windows(history, available, np.zeros(1, int), "profile")
+    kept = years[1:] / years[1:].mean(axis=1, keepdims=True)
+    np.testing.assert_allclose(w.reference[0], kept.mean(axis=0)[:2], rtol=1e-5)
+
+
+def test_the_profile_never_reads_the_origin_or_later_months():
+    rng = np.random.default_rng(1)
+    history = rng.uniform(50, 150, (2, 40))
+    poisoned = history.copy()
+    poisoned[:, 30:] *= 1000
+    available = np.ones_like(history, bool)
+    scaler = features.Scaler.fit(history[:, :30], available[:, :30], "profile")
+    cal = np.zeros((12 + 40 + 2, N_CALENDAR), np.float32)
+    ids = np.zeros(2, int)
+    windows = [
+        features.make_windows(
+            h, available, cal, scaler, ids, ids, np.array([30]), context=12, horizon=2, require_target=False
+        )
+        for h in (history, poisoned)
+    ]
+    np.testing.assert_array_equal(windows[0].reference, windows[1].reference)
+    np.testing.assert_array_equal(windows[0].x[:, :12], windows[1].x[:, :12])
+
+
+def test_without_a_complete_year_the_profile_is_last_year_s_month():
+    history = 10.0 + np.arange(14.0)[None]
+    available = np.ones_like(history, bool)
+    available[0, 7] = False  # the only year before the origin is incomplete
+    seasonal, profile = (
+        _seasonal_windows(history, available, np.zeros(1, int), ref) for ref in ("seasonal", "profile")
+    )
+    np.testing.assert_array_equal(profile.reference, seasonal.reference)
 
 
 def test_group_profiles_give_each_series_its_store_total_in_the_store_s_units():

@@ -46,12 +46,11 @@ def test_keep_mask_keeps_the_right_share_and_follows_its_key():
     assert np.asarray(keep_mask(key, (1000,), 0.0)).all()
 
 
-@pytest.fixture(scope="module")
-def model():
-    cfg = ModelConfig(
+def small_config(reference: str = "seasonal") -> ModelConfig:
+    return ModelConfig(
         context=5,
         horizon=3,
-        reference="seasonal",
+        reference=reference,
         hidden_size=6,
         num_layers=2,
         dropout=0.3,
@@ -59,7 +58,11 @@ def model():
         category_embedding=2,
         quantiles=(0.1, 0.5, 0.9),
     )
-    return Forecaster(cfg, num_features=4, num_stores=3, num_categories=2, rngs=nnx.Rngs(0))
+
+
+@pytest.fixture(scope="module")
+def model():
+    return Forecaster(small_config(), num_features=4, num_stores=3, num_categories=2, rngs=nnx.Rngs(0))
 
 
 def inputs(n, seed=0):
@@ -92,3 +95,16 @@ def test_dropout_only_with_a_key_and_a_new_mask_per_key(model):
     assert not np.allclose(first, plain)
     np.testing.assert_array_equal(first, model(x, store, category, key=jax.random.key(0)))
     assert not np.allclose(first, model(x, store, category, key=jax.random.key(1)))
+
+
+def test_an_untrained_model_forecasts_its_reference_and_the_thesis_model_does_not(model):
+    x, store, category = inputs(50)
+    out = np.asarray(model(x, store, category))
+    median = out[..., 1]
+    assert np.abs(median).max() < 0.05  # the reference, give or take the small initial weights
+    spread = out[..., 2] - out[..., 0]  # the 10-90% interval starts near 2 x 1.2816 x INIT_SPREAD
+    np.testing.assert_allclose(spread, 2 * 1.2816 * 0.1, atol=0.05)
+    thesis = Forecaster(
+        small_config("mean"), num_features=4, num_stores=3, num_categories=2, rngs=nnx.Rngs(0)
+    )
+    assert np.abs(np.asarray(thesis(x, store, category))[..., 1]).max() > 0.1
