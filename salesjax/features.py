@@ -334,12 +334,13 @@ def seasonal_profile(
 
     The index of horizon step h is the ratio of its calendar month to its year's mean, averaged over
     every complete year (SEASON consecutive observed months with a positive mean) that ends before the
-    window's first forecast month (padded position `starts`): a seasonal profile that grows less noisy
-    with every year of history, and never reads a month at or after the forecast origin.
+    window's first forecast month (padded position `starts`), so it never reads a month at or after the
+    forecast origin. With two years or more it is shrunk towards 1 by how much of its spread over the
+    months the years' disagreement explains (`shrink`): a seasonal pattern that is mostly noise is damped.
     """
     starts = np.asarray(starts)
     total = np.zeros((values.shape[0], len(starts), SEASON))
-    count = np.zeros(total.shape)
+    squares, count = np.zeros(total.shape), np.zeros(total.shape)
     for k in range(1, int(starts.max(initial=0)) // SEASON + 1):
         pos = starts[:, None] - SEASON * k + np.arange(SEASON)  # [O,SEASON]
         inside = (pos >= 0).all(-1)
@@ -347,11 +348,27 @@ def seasonal_profile(
         block, seen = values[:, pos], available[:, pos]
         mean = block.mean(-1)
         complete = seen.all(-1) & (mean > 0) & inside
-        total += np.where(complete[..., None], block / np.where(complete, mean, 1.0)[..., None], 0.0)
-        count += complete[..., None]
+        ratio = np.where(complete[..., None], block / np.where(complete, mean, 1.0)[..., None], 0.0)
+        total, squares, count = total + ratio, squares + ratio**2, count + complete[..., None]
+    index = total / np.maximum(count, 1)
+    spread = (squares - count * index**2) / np.maximum(count - 1, 1)  # the years' variance per month
+    index = 1 + (index - 1) * shrink(index, spread / np.maximum(count, 1), count)[..., None]
     steps = np.arange(horizon) % SEASON
-    total, count = total[..., steps], count[..., steps]
-    return total / np.maximum(count, 1), count > 0
+    return index[..., steps], count[..., steps] > 0
+
+
+def shrink(index: np.ndarray, noise: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """f64[...] weight in [0, 1] of an index f64[...,SEASON] whose months' means have variance `noise`.
+
+    The spread of the index over the months is the season's plus the noise of its means; the weight
+    keeps the season's share of it (a James-Stein estimate). With fewer than two years there is no
+    noise estimate, and the weight is 1.
+    """
+    spread = index.var(axis=-1)
+    known = (count >= 2).all(axis=-1)
+    noisy = np.where(count >= 2, noise, 0.0).mean(axis=-1)
+    weight = np.clip(1 - noisy / np.maximum(spread, 1e-12), 0.0, 1.0)
+    return np.where(known, weight, 1.0)
 
 
 def group_profiles(

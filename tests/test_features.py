@@ -215,21 +215,33 @@ def test_without_a_year_of_pairs_in_training_the_reference_is_the_level():
 
 
 def test_the_profile_averages_the_month_over_every_complete_year_before_the_origin():
-    rng = np.random.default_rng(0)
     season = 1 + 0.3 * np.sin(np.arange(12))
-    noise = rng.uniform(0.8, 1.2, (1, 36))
-    history = 100 * np.tile(season, 3)[None] * noise  # three years; forecast months 36, 37
+    season /= season.mean()
+    history = 100 * np.tile(season, 3)[None] * np.repeat([1.0, 1.1, 1.2], 12)  # three years of growth
     w = _seasonal_windows(history, np.ones_like(history, bool), np.zeros(1, int), "profile")
-    years = history[0].reshape(3, 12)
-    expected = (years / years.mean(axis=1, keepdims=True)).mean(axis=0)[:2]
-    np.testing.assert_allclose(w.reference[0], expected, rtol=1e-5)
-    np.testing.assert_allclose(w.level, [years[2].mean()], rtol=1e-6)
-    # a year with a missing month is left out of the average
+    np.testing.assert_allclose(w.reference[0], season[:2], rtol=1e-6)  # the years agree: no shrinkage
+    np.testing.assert_allclose(w.level, [history[0, 24:].mean()], rtol=1e-6)
+    # a year with a missing month is left out: the first year's odd months no longer count
+    odd = history.copy()
+    odd[0, :2] *= [1.5, 0.5]
     available = np.ones_like(history, bool)
     available[0, 5] = False
-    w = _seasonal_windows(history, available, np.zeros(1, int), "profile")
-    kept = years[1:] / years[1:].mean(axis=1, keepdims=True)
-    np.testing.assert_allclose(w.reference[0], kept.mean(axis=0)[:2], rtol=1e-5)
+    w = _seasonal_windows(odd, available, np.zeros(1, int), "profile")
+    np.testing.assert_allclose(w.reference[0], season[:2], rtol=1e-6)
+
+
+def test_a_profile_the_years_disagree_on_is_shrunk_towards_the_level():
+    rng = np.random.default_rng(0)
+    noise = rng.normal(0, 0.2, (1, 96))
+    flat = 100 * np.exp(noise)  # no season at all: eight years of noise
+    seasonal = flat * np.tile(1 + 0.5 * np.sin(np.arange(12)), 8)
+    for history, at_most in ((flat, 0.02), (seasonal, 0.6)):
+        w = _seasonal_windows(history, np.ones_like(history, bool), np.zeros(1, int), "profile")
+        years = history[0].reshape(8, 12)
+        raw = (years / years.mean(axis=1, keepdims=True)).mean(axis=0)[:2]
+        assert np.abs(w.reference[0] - 1).max() <= np.abs(raw - 1).max()  # never further from the level
+        assert np.abs(w.reference[0] - 1).max() < at_most
+    np.testing.assert_allclose(w.reference[0], raw, atol=0.02)  # a strong season is kept
 
 
 def test_the_profile_never_reads_the_origin_or_later_months():
