@@ -229,3 +229,20 @@ def by_horizon(actual: np.ndarray, pred: np.ndarray, mask: np.ndarray) -> dict[s
     mae_h = [_divide(a, c) for a, c in zip(np.abs(err).sum(axis=0), count, strict=True)]
     mse_h = [_divide(a, c) for a, c in zip(np.square(err).sum(axis=0), count, strict=True)]
     return {"mae": mae_h, "rmse": [float(np.sqrt(v)) for v in mse_h]}
+
+
+def by_series(
+    actual: np.ndarray, pred: np.ndarray, mask: np.ndarray, scale: np.ndarray
+) -> dict[str, np.ndarray]:
+    """f64[S] per series s over its n_s masked months: mae = sum |e| / n_s, rmse = sqrt(sum e^2 / n_s), and
+    mase = mae / scale_s; NaN where n_s = 0, and mase also where scale_s is 0 or not finite.
+
+    Each value equals `mae`, `rmse` and `mase` of that series' row alone; one pass over all series.
+    """
+    err = _error(actual, pred, mask)
+    count = mask.sum(axis=1)
+    mae_s = np.divide(np.abs(err).sum(axis=1), count, out=np.full(count.shape, np.nan), where=count > 0)
+    mse_s = np.divide(np.square(err).sum(axis=1), count, out=np.full(count.shape, np.nan), where=count > 0)
+    keep = (count > 0) & np.isfinite(scale) & (scale > 0)
+    mase_s = np.divide(mae_s, scale, out=np.full(count.shape, np.nan), where=keep)
+    return {"mae": mae_s, "rmse": np.sqrt(mse_s), "mase": mase_s}

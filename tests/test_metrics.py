@@ -157,3 +157,26 @@ def test_by_horizon_by_hand():
     # month 0: |e| 2, 0; month 1: 2, 5; month 2: 0 (series 1 masked).
     np.testing.assert_allclose(out["mae"], [1.0, 3.5, 0.0])
     np.testing.assert_allclose(out["rmse"], [math.sqrt(2.0), math.sqrt(14.5), 0.0])
+
+
+def test_by_series_by_hand():
+    out = metrics.by_series(ACTUAL, PRED, MASK, np.array([2.0, 0.0]))
+    # series 0: |e| 2, 2, 0 over 3 months; series 1: 0, 5 over 2 (its scale 0 leaves MASE out).
+    np.testing.assert_allclose(out["mae"], [4 / 3, 2.5])
+    np.testing.assert_allclose(out["rmse"], [math.sqrt(8 / 3), math.sqrt(12.5)])
+    np.testing.assert_allclose(out["mase"], [2 / 3, np.nan])
+
+
+def test_by_series_equals_each_series_alone():
+    rng = np.random.default_rng(0)
+    actual, pred = rng.gamma(2.0, 50.0, (40, 12)), rng.gamma(2.0, 50.0, (40, 12))
+    mask = rng.random((40, 12)) < 0.8
+    mask[3] = False  # no test month: every value NaN
+    scale = rng.gamma(2.0, 10.0, 40)
+    scale[[5, 6]] = [0.0, np.nan]
+    out = metrics.by_series(np.where(mask, actual, np.nan), pred, mask, scale)
+    for s in range(40):
+        one = (actual[s : s + 1], pred[s : s + 1], mask[s : s + 1])
+        np.testing.assert_equal(out["mae"][s], metrics.mae(*one))
+        np.testing.assert_equal(out["rmse"][s], metrics.rmse(*one))
+        np.testing.assert_equal(out["mase"][s], metrics.mase(*one, scale[s : s + 1])[0])
