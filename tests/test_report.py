@@ -15,10 +15,13 @@ from salesjax import plots
 from salesjax.config import parse_config
 from salesjax.errors import SalesjaxError
 from salesjax.report import inputs
+from salesjax.report.figures import caption
+from salesjax.report.frames import store_frames
 from salesjax.report.html import to_html
 from salesjax.report.opening import mase_sentence
 from salesjax.report.stage import run_report
 from salesjax.report.tables import marked
+from salesjax.report.view import make_view
 
 STORES = ["36", "108"]  # ids that look like numbers, as in the real data
 CATEGORIES = ["TVs", "Irons"]
@@ -415,3 +418,20 @@ def test_no_hand_written_markdown_parser_remains():
         }
         assert not names & OLD_CONVERTER, (path.name, names & OLD_CONVERTER)
     assert "from markdown_it import MarkdownIt" in (package / "html.py").read_text()
+
+
+def test_store_figures_draw_only_the_largest_stores(tree, monkeypatch, config):
+    """A chain beyond GRID_STORES / HEATMAP_STORES: the largest only, in order, and the captions say so."""
+    monkeypatch.chdir(tree)
+    loaded = inputs.load_inputs()
+    view = make_view(config, loaded)
+    assert view.stores == ["108", "36"]  # 108 holds the larger series
+    actual, forecast = store_frames(loaded, view, limit=1)
+    assert set(actual["panel"]) == set(forecast["panel"]) == {"store 108"}
+    assert "Monthly revenue per store (largest first)" in caption("store_forecasts", view)
+    assert "largest first)." in caption("heatmap_rmse", view)
+    many = view._replace(stores=[str(s) for s in range(250)])
+    assert "Monthly revenue of the 20 largest of the 250 stores (largest first)" in caption(
+        "store_forecasts", many
+    )
+    assert "largest first; the 100 largest of the 250 stores)." in caption("heatmap_rmse", many)

@@ -6,6 +6,8 @@ import pandas as pd
 
 from salesjax import plots
 from salesjax.report.frames import (
+    GRID_STORES,
+    HEATMAP_STORES,
     TOP_CATEGORIES,
     TOP_STORES,
     heatmap_series,
@@ -27,7 +29,7 @@ FORECAST_FIGURES = (  # drawn by _forecast_figures, in report order
     "yearly_totals",
 )
 FIGURE_CAPTIONS = {
-    "store_forecasts": "Monthly revenue per store (largest first): actual {target} (solid), {other}the "
+    "store_forecasts": "Monthly revenue {grid_stores}: actual {target} (solid), {other}the "
     "{headline} forecast (median, red) and its 80% interval (band: the sum of the series' 10% and 90% "
     "quantiles, wider than the interval of the store total unless the series' errors move together).",
     "top_categories": "The {n_cat} largest categories (by training revenue) of the {n_store} largest stores: "
@@ -36,7 +38,7 @@ FIGURE_CAPTIONS = {
     "{headline} and the best baseline ({baseline}). The first month's growth is relative to the last "
     "training month.",
     "heatmap_rmse": "RMSE of {headline} per store x category against {target} (AZN, log colour scale; rows "
-    "and columns by training revenue, largest first).",
+    "and columns by training revenue, largest first{heatmap_stores}).",
     "heatmap_mae": "MAE of {headline} per store x category against {target} (AZN, log colour scale).",
     "yearly_totals": "Yearly company revenue: actual training years and, for the test period, each world's "
     "actual and each model's forecast total.",
@@ -75,7 +77,12 @@ def _forecast_figures(inputs: Inputs, view: View, company: pd.DataFrame, folder:
     for value in ("rmse", "mae"):
         title = f"{value.upper()} of {view.headline} per store x category (vs {target})"
         plots.error_heatmap(
-            series, value, view.stores, view.categories, folder / f"heatmap_{value}.png", title
+            series,
+            value,
+            view.stores[:HEATMAP_STORES],
+            view.categories,
+            folder / f"heatmap_{value}.png",
+            title,
         )
     plots.yearly_totals(yearly_bars(inputs, view, company), worlds, folder / "yearly_totals.png")
     return list(FORECAST_FIGURES)
@@ -93,9 +100,16 @@ def _optional_figures(inputs: Inputs, view: View, company: pd.DataFrame, folder:
     return names
 
 
+def _largest(limit: int, view: View) -> str:
+    """'the <limit> largest of the <n> stores' when a figure draws only the largest; else ''."""
+    return f"the {limit:,} largest of the {len(view.stores):,} stores" if len(view.stores) > limit else ""
+
+
 def caption(name: str, view: View) -> str:
-    """The caption of one figure."""
+    """The caption of one figure (saying so where it draws only the largest stores)."""
     other = f"actual {view.worlds[1]} (dashed), " if len(view.worlds) > 1 else ""
+    grid = _largest(GRID_STORES, view)
+    heatmap = _largest(HEATMAP_STORES, view)
     return FIGURE_CAPTIONS[name].format(
         target=view.worlds[0],
         other=other,
@@ -103,4 +117,6 @@ def caption(name: str, view: View) -> str:
         baseline=view.best_baseline,
         n_cat=TOP_CATEGORIES,
         n_store=TOP_STORES,
+        grid_stores=f"of {grid} (largest first)" if grid else "per store (largest first)",
+        heatmap_stores=f"; {heatmap}" if heatmap else "",
     )

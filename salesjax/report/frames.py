@@ -8,6 +8,9 @@ from salesjax.report.view import View, period_label
 
 QUANTILE_COLUMNS = ["q0.1", "q0.5", "q0.9"]
 TOP_STORES, TOP_CATEGORIES = 3, 4
+# The most stores a figure draws, largest first (the default chain has 20, all drawn): a panel or a heatmap
+# row per store grows the image with the chain (250 stores: a grid 14,112 pixels tall) and reads as nothing.
+GRID_STORES, HEATMAP_STORES = 20, 100
 
 
 def company_forecast(inputs: Inputs, view: View) -> pd.DataFrame:
@@ -48,10 +51,10 @@ def _in_order(frame: pd.DataFrame, order: list[str]) -> pd.DataFrame:
     return kept.assign(_rank=kept["panel"].map(rank)).sort_values(["_rank", "month"]).drop(columns="_rank")
 
 
-def store_frames(inputs: Inputs, view: View) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Actuals and headline forecast per store, stores by training revenue."""
+def store_frames(inputs: Inputs, view: View, limit: int = GRID_STORES) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Actuals and headline forecast of the `limit` largest stores (by training revenue), largest first."""
     actual, forecast = _grid_frames(inputs, view, ["store"], lambda f: "store " + f["store"])
-    order = [f"store {s}" for s in view.stores]
+    order = [f"store {s}" for s in view.stores[:limit]]
     return _in_order(actual, order), _in_order(forecast, order)
 
 
