@@ -183,3 +183,29 @@ def test_training_calibrates_every_upper_level_and_keeps_the_point(config):
     for offsets in trained.calibration.values():
         assert offsets[config.model.quantiles.index(0.5)] == 0.0  # the point forecast stays
         assert offsets == sorted(offsets) and offsets[0] < 0 < offsets[-1]
+
+
+def test_window_chunks_cover_every_window_once_in_one_shape(config):
+    windows, _ = tiny_windows(config)
+    n = len(windows.y)
+    assert train.window_chunks(windows, n) == [windows]  # a set that fits goes through whole
+    chunks = train.window_chunks(windows, 7)
+    assert len(chunks) == -(-n // 7) and {len(c.y) for c in chunks} == {7}
+    for field in windows._fields:
+        joined = np.concatenate([getattr(c, field) for c in chunks])
+        np.testing.assert_array_equal(joined[:n], getattr(windows, field))
+        assert not joined[n:].any()  # padding: zero windows, mask 0
+
+
+def test_chunked_validation_loss_and_predictions_equal_one_pass(config, monkeypatch):
+    """Beyond EVAL_WINDOWS the hold-out loss and the predictions go in chunks, with the same numbers."""
+    windows, shapes = tiny_windows(config)
+    val = windows._replace(**{k: v[-20:] for k, v in windows._asdict().items()})
+    whole = train.fit(config.model, config.train, windows, shapes, [3, 4], val=val)
+    one_pass = train.predict_windows(*train.init_members(config.model, shapes, [3, 4]), windows)
+    monkeypatch.setattr(train, "EVAL_WINDOWS", 6)  # 20 hold-out windows: 4 chunks, the last padded
+    chunked = train.fit(config.model, config.train, windows, shapes, [3, 4], val=val)
+    np.testing.assert_allclose(chunked.val_loss, whole.val_loss, rtol=1e-5)
+    np.testing.assert_array_equal(chunked.epochs, whole.epochs)
+    in_chunks = train.predict_windows(*train.init_members(config.model, shapes, [3, 4]), windows)
+    np.testing.assert_allclose(in_chunks, one_pass, rtol=1e-4, atol=1e-6)  # XLA: other batch shape
