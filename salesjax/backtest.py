@@ -9,14 +9,14 @@ those months and asserts identical forecasts).
 Two DVC stages, so that each is rerun only by what it depends on:
 - `backtest_baselines` (`run_backtest_baselines`): the statsforecast models of `salesjax.baselines` at
   every origin, saved to artifacts/backtest/baselines.msgpack. It depends on the data, the split,
-  data.target, evaluate.season_length, baselines.engine and backtest.origins/n_jobs, not on the LSTM's
+  data.target, evaluate.season_length, baselines.engine/n_jobs and backtest.origins, not on the LSTM's
   params (with baselines.engine dask, one Dask cluster serves every origin). Each origin
   is forecast through split.test_end, which serves any model.horizon (a baseline's longer forecast
   begins with its shorter one, bit for bit; tests/test_backtest.py checks the saved prefix). The origin
   split.test_start, when the training months run up to it, has the evaluation's training and test
   months: it takes the `baselines` stage's fit instead of fitting the same thing again. A stage of its
   own (not folded into `baselines`) so that changing the origins leaves the evaluation alone. Its
-  `backtest.n_jobs` > 1 forks worker processes; the stage never starts JAX, and forking a process whose
+  `baselines.n_jobs` > 1 forks worker processes; the stage never starts JAX, and forking a process whose
   JAX runtime has started can deadlock.
 - `backtest` (`run_backtest`): the LSTMs, the single model (K=1, seed train.seed) and a seed ensemble of
   `backtest.ensemble_size` members, both via `train.train_forecaster`. Its hold-out is the last
@@ -95,7 +95,7 @@ def baseline_arrays(
     cfg: Config, history: np.ndarray, available: np.ndarray, n_test: int
 ) -> dict[str, np.ndarray]:
     """Each baseline's f64[S,n_test,Q] forecast (revenue, at QUANTILES) from training months f64[S,T0]."""
-    season, n_jobs, engine = cfg.evaluate.season_length, cfg.backtest.n_jobs, cfg.baselines.engine
+    season, n_jobs, engine = cfg.evaluate.season_length, cfg.baselines.n_jobs, cfg.baselines.engine
     return baselines.forecast_baselines(history, available, n_test, season, QUANTILES, n_jobs, engine)
 
 
@@ -132,7 +132,7 @@ def _fit_or_reuse(cfg: Config, panel: Panel, origin: Origin) -> dict[str, np.nda
 def _cluster(cfg: Config) -> contextlib.AbstractContextManager:
     """One Dask client for every origin when baselines.engine is dask (else nothing)."""
     if cfg.baselines.engine == "dask":
-        return baselines.dask_client(cfg.backtest.n_jobs)
+        return baselines.dask_client(cfg.baselines.n_jobs)
     return contextlib.nullcontext()
 
 

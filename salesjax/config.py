@@ -133,6 +133,7 @@ class BaselinesConfig:
     """Where the statsforecast baselines are fitted (the forecasts are the same on either engine)."""
 
     engine: typing.Literal["local", "dask"]  # dask: $SALESJAX_DASK_SCHEDULER's cluster, else a local one
+    n_jobs: int  # worker processes (local: forked; dask without a scheduler: a local cluster's workers)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -141,7 +142,6 @@ class BacktestConfig:
 
     origins: tuple[str, ...] | str  # YYYY-MM first forecast months, or "auto" (parse_config: auto_origins)
     ensemble_size: int  # seed-ensemble members of the backtest's ensemble (kept small for time)
-    n_jobs: int  # statsforecast worker processes for the baselines
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -319,25 +319,26 @@ def _check_backtest(cfg: Config) -> None:
         raise SalesjaxError(
             "params: backtest.origins must leave at least 4 training months and not pass split.test_end"
         )
-    if cfg.backtest.ensemble_size < 1 or cfg.backtest.n_jobs < 1:
-        raise SalesjaxError("params: backtest.ensemble_size and backtest.n_jobs must be at least 1")
+    if cfg.backtest.ensemble_size < 1 or cfg.baselines.n_jobs < 1:
+        raise SalesjaxError("params: backtest.ensemble_size and baselines.n_jobs must be at least 1")
 
 
-def auto_origins(split: SplitConfig, min_training_months: int) -> tuple[str, ...]:
-    """`backtest.origins: auto`: split.test_start and 6 and 12 months before it, where enough months precede.
+def auto_origins(split: SplitConfig, season_length: int) -> tuple[str, ...]:
+    """`backtest.origins: auto`: split.test_start and the origins 12 and 6 months before it, where allowed.
 
-    An origin is kept when at least `min_training_months` (evaluate.season_length) training months lie
-    between split.train_start and it, so every origin's baselines can fit a full season.
+    split.test_start (the evaluation's own origin) needs at least `season_length` training months. An
+    earlier origin is kept only with more than `season_length`: with one season or less, seasonal naive
+    falls back to naive (`salesjax.baselines`) and no model sees a month a year before another, so such
+    an origin would measure forecasters without their season.
     """
     train_start, _, test_start, _ = split.months()
-    candidates = [test_start - back for back in (12, 6, 0)]
-    kept = tuple(str(o) for o in candidates if (o - train_start).n >= min_training_months)
-    if not kept:
+    if (test_start - train_start).n < season_length:
         raise SalesjaxError(
-            f"params: backtest.origins 'auto' needs at least {min_training_months} months from "
+            f"params: backtest.origins 'auto' needs at least {season_length} months from "
             "split.train_start to split.test_start; give the origins as a list"
         )
-    return kept
+    earlier = [test_start - back for back in (12, 6)]
+    return (*(str(o) for o in earlier if (o - train_start).n > season_length), str(test_start))
 
 
 def _expand_origins(cfg: Config) -> BacktestConfig:

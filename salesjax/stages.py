@@ -349,9 +349,8 @@ def run_baselines(cfg: Config) -> None:
     panel, _ = load_prepared(cfg)
     history, available = training_history(cfg, panel)
     window = _test_window(cfg)
-    fcs = baselines.forecast_baselines(
-        history, available, window.stop, cfg.evaluate.season_length, QUANTILES, engine=cfg.baselines.engine
-    )
+    season, n_jobs, engine = cfg.evaluate.season_length, cfg.baselines.n_jobs, cfg.baselines.engine
+    fcs = baselines.forecast_baselines(history, available, window.stop, season, QUANTILES, n_jobs, engine)
     BASELINES.parent.mkdir(parents=True, exist_ok=True)
     BASELINES.write_bytes(serialization.msgpack_serialize({k: v[:, window] for k, v in fcs.items()}))
 

@@ -107,20 +107,21 @@ def test_unreadable_and_invalid_files(tmp_path):
 def test_auto_origins_of_the_default_split():
     cfg = load_config(ROOT / "params.yaml")
     assert yaml.safe_load((ROOT / "params.yaml").read_text())["backtest"]["origins"] == "auto"
-    assert cfg.backtest.origins == ("2019-01", "2019-07", "2020-01")
+    assert cfg.backtest.origins == ("2019-07", "2020-01")  # 2019-01 has only 12 training months
     assert auto_origins(cfg.split, 12) == cfg.backtest.origins
 
 
 @pytest.mark.parametrize(
     ("train_start", "season", "origins"),
     [
-        ("2018-01", 12, ("2019-01", "2019-07", "2020-01")),
-        ("2018-07", 12, ("2019-07", "2020-01")),  # 2019-01 would have 6 training months
-        ("2019-01", 12, ("2020-01",)),
-        ("2018-07", 6, ("2019-01", "2019-07", "2020-01")),  # a shorter season needs fewer months
+        ("2017-12", 12, ("2019-01", "2019-07", "2020-01")),  # 2019-01: 13 training months
+        ("2018-01", 12, ("2019-07", "2020-01")),  # 2019-01 would have one season, 12 months
+        ("2018-07", 12, ("2020-01",)),  # 2019-07 would have 12 months
+        ("2019-01", 12, ("2020-01",)),  # the evaluation's origin needs one season only
+        ("2018-06", 6, ("2019-01", "2019-07", "2020-01")),  # a shorter season needs fewer months
     ],
 )
-def test_auto_origins_keep_those_with_a_season_of_training_months(train_start, season, origins):
+def test_auto_origins_keep_earlier_ones_after_more_than_a_season(train_start, season, origins):
     split = SplitConfig(
         train_start=train_start, train_end="2019-12", test_start="2020-01", test_end="2020-12"
     )
@@ -128,7 +129,7 @@ def test_auto_origins_keep_those_with_a_season_of_training_months(train_start, s
 
 
 def test_auto_origins_follow_the_config(params):
-    params["split"].update(train_start="2018-07")
+    params["split"].update(train_start="2018-06")
     assert parse_config(params).backtest.origins == ("2019-07", "2020-01")
     params["evaluate"].update(season_length=6)
     assert parse_config(params).backtest.origins == ("2019-01", "2019-07", "2020-01")
