@@ -58,20 +58,31 @@ def refit(frame: pd.DataFrame, cfg: Config) -> dict[str, api.Forecaster]:
     return {"lstm": single, "lstm_ensemble": api.fit(frame, cfg, name="lstm_ensemble")}
 
 
-def baseline_tables(
-    frame: pd.DataFrame, cfg: Config, model: api.Forecaster, months: int
-) -> list[pd.DataFrame]:
-    """Each baseline's tidy table, fitted on every month of `frame`, over the series `model` forecasts."""
+def baseline_fits(frame: pd.DataFrame, cfg: Config, months: int) -> dict[str, np.ndarray]:
+    """Each baseline's f64[S,months,Q] forecast, fitted on every month of `frame`.
+
+    With baselines.n_jobs > 1 the fits fork worker processes, so this runs before any JAX computation
+    (forking a process whose JAX runtime has started can deadlock).
+    """
     panel = forecast.dense_panel(frame)
-    quantiles = cfg.model.quantiles
-    fits = baselines.forecast_baselines(
-        panel.worlds["observed"], panel.available, months, cfg.evaluate.season_length, quantiles
+    return baselines.forecast_baselines(
+        panel.worlds["observed"],
+        panel.available,
+        months,
+        cfg.evaluate.season_length,
+        cfg.model.quantiles,
+        cfg.baselines.n_jobs,
+        cfg.baselines.engine,
     )
+
+
+def baseline_tables(fits: dict[str, np.ndarray], cfg: Config, model: api.Forecaster) -> list[pd.DataFrame]:
+    """Each baseline's tidy table from `baseline_fits`, over the series `model` forecasts."""
     keep, _ = forecast.silent_series(model.history, model.saved.trained_on)
     first = model.history.months[-1] + 1
     return [
         forecast.baseline_table(
-            evaluate.Forecast(fits[name], quantiles), model.saved.trained_on, keep, first, name
+            evaluate.Forecast(fits[name], cfg.model.quantiles), model.saved.trained_on, keep, first, name
         )
         for name in baselines.BASELINES
     ]
@@ -109,9 +120,10 @@ def run_forecast(cfg: Config) -> None:
     months = forecast.check_months(cfg.forecast.horizon, cfg.model.horizon)
     frame = observed_rows(cfg, panel)
     future = future_covariates(cfg, frame, months)
+    fits = baseline_fits(frame, cfg, months)
     models = refit(frame, cfg)
     tables = [model.predict(months, future) for model in models.values()]
-    tables += baseline_tables(frame, cfg, models[SHOWN_MODEL], months)
+    tables += baseline_tables(fits, cfg, models[SHOWN_MODEL])
     table = pd.concat(tables, ignore_index=True)
     for name, model in models.items():
         model.save(MODELS / name)

@@ -23,7 +23,6 @@ def backtest_params() -> dict:
     """Tiny params with two origins, the last cut short by split.test_end (2020-03)."""
     params = tiny_params()
     params["backtest"].update(origins=ORIGINS, ensemble_size=1)
-    params["baselines"]["n_jobs"] = 1
     return params
 
 
