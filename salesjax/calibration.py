@@ -6,7 +6,13 @@ each upper level gets its own: its quantile q is the summed point forecast plus 
 window levels of its series) times the q-quantile of the scaled errors (actual - point) / unit that the
 early-stopping fit made on the hold-out months, which it never trained on. The errors are centred on
 their median first, so the point forecast stays the middle of its intervals (offset 0 at q = 0.5) and
-a hold-out bias shifts nothing. Pure numpy; no file IO.
+a hold-out bias shifts nothing.
+
+The hold-out also weighs the network against its own reference (the seasonal profile times the window's
+level): the point forecast is reference + weight x (network - reference), with the weight in WEIGHTS that
+has the least absolute error on the hold-out months (`choose_weight`). On a panel where what the network
+learned does not carry over to months it never saw, the weight falls, and the forecast moves towards its
+reference; every quantile moves with the point. Pure numpy; no file IO.
 """
 
 import numpy as np
@@ -14,6 +20,31 @@ import numpy as np
 from salesjax import metrics
 
 UPPER_LEVELS = ("total", "store", "category")
+WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)  # candidate weights of the network against its reference
+WEIGHT = "weight"  # the calibration's key of the chosen weight (a one-element list, as the offsets are lists)
+
+
+def blend(point: np.ndarray, reference: np.ndarray, weight: float) -> np.ndarray:
+    """reference + weight x (point - reference), elementwise."""
+    return reference + weight * (point - reference)
+
+
+def choose_weight(
+    point: np.ndarray, reference: np.ndarray, actual: np.ndarray, unit: np.ndarray, mask: np.ndarray
+) -> float:
+    """The weight in WEIGHTS whose blend has the least absolute error over the masked cells, in units.
+
+    All arrays f64[S,O,H] (revenue; unit: each series' window level); a tie goes to the larger weight.
+    """
+    errors = [np.where(mask, np.abs(blend(point, reference, w) - actual) / unit, 0.0).sum() for w in WEIGHTS]
+    best = min(errors)
+    return max(w for w, e in zip(WEIGHTS, errors, strict=True) if e == best)
+
+
+def weighted(values: np.ndarray, reference: np.ndarray, median: int, weight: float) -> np.ndarray:
+    """Quantiles f64[S,H,Q] shifted so that their median is the blend with reference f64[S,H] (>= 0)."""
+    shift = blend(values[..., median], reference, weight) - values[..., median]
+    return np.clip(values + shift[..., None], 0.0, None)
 
 
 def _sums(values: np.ndarray, mask: np.ndarray, groups: np.ndarray, n: int) -> np.ndarray:

@@ -168,7 +168,7 @@ class Saved(NamedTuple):
     scaler: Scaler
     model_cfg: ModelConfig
     calendar: CalendarSettings
-    calibration: dict[str, list[float]]  # upper level -> interval offsets
+    calibration: dict[str, list[float]]  # upper level -> interval offsets; calibration.WEIGHT -> [weight]
     seeds: list[int]  # one per member
     trained_on: TrainedOn | None  # the series by name and the training months; None if saved without
     covariates: tuple[str, ...] = ()  # the known-in-advance columns it reads, in order

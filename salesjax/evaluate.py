@@ -43,8 +43,16 @@ class Forecast(NamedTuple):
 
 
 def ensemble_forecast(prediction, months: slice, quantiles: tuple[float, ...], offsets: dict) -> Forecast:
-    """The members' mean quantiles over `months` of a `train.Prediction`, with its interval calibration."""
-    return Forecast(prediction.values.mean(axis=0)[:, months], tuple(quantiles), prediction.unit, offsets)
+    """The members' mean quantiles over `months` of a `train.Prediction`, with its hold-out calibration.
+
+    With a weight in the calibration (`calibration.WEIGHT`), the quantiles move so that the median is the
+    weighted blend of the network and its reference (`calibration.weighted`).
+    """
+    values = prediction.values.mean(axis=0)
+    if calibration.WEIGHT in offsets:
+        weight = offsets[calibration.WEIGHT][0]
+        values = calibration.weighted(values, prediction.reference, quantiles.index(0.5), weight)
+    return Forecast(values[:, months], tuple(quantiles), prediction.unit, offsets)
 
 
 class Truth(NamedTuple):

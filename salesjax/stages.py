@@ -10,7 +10,17 @@ import pandas as pd
 from dvclive import Live
 from flax import serialization
 
-from salesjax import artifacts, baselines, checkpoint, distributed, evaluate, features, plots, train
+from salesjax import (
+    artifacts,
+    baselines,
+    calibration,
+    checkpoint,
+    distributed,
+    evaluate,
+    features,
+    plots,
+    train,
+)
 from salesjax.config import Config, DataConfig, calendar_months, experiment_path
 from salesjax.data.panel import Panel, build_panel, monthly_revenue
 from salesjax.data.schema import (
@@ -206,13 +216,15 @@ def training_history(cfg: Config, panel: Panel) -> tuple[np.ndarray, np.ndarray]
 
 
 def _training_report(trained: train.Trained) -> dict:
-    """Final losses and the epochs chosen on the hold-out (member mean for an ensemble)."""
+    """Final losses, the epochs chosen on the hold-out (member mean for an ensemble) and, where the hold-out
+    chose one, the network's weight against its reference (`salesjax.calibration`)."""
     best = trained.validation.epochs - 1
+    weight = trained.calibration.get(calibration.WEIGHT, [])
     return {
         "train_loss": float(trained.refit.train_loss[-1].mean()),
         "val_loss": float(trained.validation.val_loss[best, np.arange(len(best))].mean()),
         "epochs": [int(e) for e in trained.validation.epochs],
-    }
+    } | ({"weight": weight[0]} if weight else {})
 
 
 def _live(reports: Path) -> contextlib.AbstractContextManager[Live | None]:

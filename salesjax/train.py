@@ -407,7 +407,7 @@ class Trained:
     scaler: Scaler
     validation: FitResult  # the early-stopping fit on the training months before the hold-out
     refit: FitResult  # the final fit on all training months, each member for its chosen epochs
-    calibration: dict[str, list[float]]  # upper level -> quantile offsets (`calibration.level_offsets`)
+    calibration: dict[str, list[float]]  # `holdout_calibration`: upper level -> offsets, WEIGHT -> [weight]
 
 
 class Prediction(NamedTuple):
@@ -415,6 +415,7 @@ class Prediction(NamedTuple):
 
     values: np.ndarray  # f64[K,S,H,Q] revenue quantiles, >= 0
     unit: np.ndarray  # f64[S] each series' window level (revenue), the unit of its intervals
+    reference: np.ndarray  # f64[S,H] the reference forecast (revenue, >= 0): level x reference
 
 
 def predict_windows(graphdef: nnx.GraphDef, params: Any, windows: Windows) -> np.ndarray:
@@ -440,10 +441,13 @@ def holdout_calibration(
     hold: int,
     covariates=None,
 ) -> dict[str, list[float]]:
-    """Upper-level interval offsets from the early-stopping fit's forecasts of the hold-out months.
+    """The weight of the network against its reference, and upper-level interval offsets, from the
+    early-stopping fit's forecasts of the hold-out months (`salesjax.calibration`).
 
     The fit (`params`) learned from the months before the hold-out; it forecasts from every origin in the
-    hold-out (rolling), its member-mean median is the point, and only hold-out months are scored.
+    hold-out (rolling), its member-mean median is the network's point, and only hold-out months are scored.
+    The weight is chosen first (1 with `reference: mean`, whose reference is no forecast), and the offsets
+    are those of the weighted point.
     """
     th = history.shape[1]
     known = training_covariates(covariates, model_cfg.context, th - hold)
@@ -454,9 +458,19 @@ def holdout_calibration(
     point = predict_windows(graphdef, params, windows).mean(axis=0)[..., model_cfg.quantiles.index(0.5)]
     actual = windows.level[:, None] * (windows.y + windows.reference)
     unit = np.broadcast_to(windows.level[:, None], point.shape)
+    reference = np.clip(windows.level[:, None] * windows.reference, 0.0, None)
     grid = (len(store), len(origins), model_cfg.horizon)
-    arrays = [a.reshape(grid) for a in (point, actual, unit, windows.mask > 0)]
-    return calibration.level_offsets(*arrays, store, category, model_cfg.quantiles)
+    point, actual, unit, reference, mask = (
+        a.reshape(grid) for a in (point, actual, unit, reference, windows.mask > 0)
+    )
+    weight = (
+        1.0
+        if model_cfg.reference == "mean"
+        else calibration.choose_weight(point, reference, actual, unit, mask)
+    )
+    point = calibration.blend(point, reference, weight)
+    offsets = calibration.level_offsets(point, actual, unit, mask, store, category, model_cfg.quantiles)
+    return offsets | {calibration.WEIGHT: [weight]}
 
 
 def train_forecaster(
@@ -525,4 +539,5 @@ def forecast(
     origin = np.array([history.shape[1]])
     data = (history, available, calendar, scaler, store, category, model_cfg, origin)
     windows = _model_windows(*data, training=False, covariates=covariates)
-    return Prediction(predict_windows(graphdef, params, windows), windows.level.astype(np.float64))
+    reference = np.clip(windows.level[:, None] * windows.reference, 0.0, None).astype(np.float64)
+    return Prediction(predict_windows(graphdef, params, windows), windows.level.astype(np.float64), reference)

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from salesjax import calibration, evaluate, metrics
+from salesjax import calibration, evaluate, metrics, train
 
 STORES, CATEGORIES = 4, 5
 STORE = np.repeat(np.arange(STORES), CATEGORIES)
@@ -52,3 +52,46 @@ def test_the_levels_add_up_and_the_point_is_the_sum_of_the_series_points():
     assert np.isclose(table.loc["total", "bias"], (point.sum(axis=0) - actual.sum(axis=0)).mean())
     store_totals = metrics.aggregate(point - actual, STORE, STORES)
     assert np.isclose(table.loc["store", "bias"], store_totals.mean())
+
+
+def test_the_weight_follows_whichever_of_network_and_reference_carries_over_to_the_hold_out():
+    rng = np.random.default_rng(2)
+    shape = (len(STORE), 6, 3)
+    unit = np.full(shape, 100.0)
+    actual = unit * rng.uniform(0.8, 1.2, shape)
+    noise = unit * 0.3 * rng.standard_normal(shape)
+    mask = np.ones(shape, bool)
+    # the reference is right and the network adds noise: the reference alone
+    assert calibration.choose_weight(actual + noise, actual, actual, unit, mask) == 0.0
+    # the network is right and the reference is off: the network alone
+    assert calibration.choose_weight(actual, actual + noise, actual, unit, mask) == 1.0
+    # both are off by independent errors of the same size: a blend beats either
+    other = unit * 0.3 * rng.standard_normal(shape)
+    assert 0.0 < calibration.choose_weight(actual + noise, actual + other, actual, unit, mask) < 1.0
+    # masked cells count for nothing: the network's noise only where the mask is off
+    half = mask.copy()
+    half[:, :3] = False
+    network = np.where(half, actual, actual + noise)
+    assert calibration.choose_weight(network, actual + other, actual, unit, half) == 1.0
+
+
+def test_a_weighted_forecast_moves_every_quantile_with_its_median():
+    rng = np.random.default_rng(3)
+    values = np.sort(rng.uniform(50, 150, (len(STORE), 3, 3)), axis=-1)
+    reference = rng.uniform(50, 150, (len(STORE), 3))
+    moved = calibration.weighted(values, reference, 1, 0.25)
+    assert np.allclose(moved[..., 1], reference + 0.25 * (values[..., 1] - reference))
+    assert np.allclose(np.diff(moved, axis=-1), np.diff(values, axis=-1))  # the intervals keep their width
+    assert np.array_equal(calibration.weighted(values, reference, 1, 1.0), values)
+    assert (calibration.weighted(values, -values[..., 2] - 1, 1, 0.0) == 0).all()  # revenue stays >= 0
+
+
+def test_the_evaluated_forecast_takes_the_weight_from_its_calibration():
+    rng = np.random.default_rng(4)
+    members = np.sort(rng.uniform(50, 150, (2, len(STORE), 3, 3)), axis=-1)
+    reference = rng.uniform(50, 150, (len(STORE), 3))
+    prediction = train.Prediction(members, rng.uniform(50, 150, len(STORE)), reference)
+    plain = evaluate.ensemble_forecast(prediction, slice(0, 3), QUANTILES, {})
+    assert np.array_equal(plain.values, members.mean(axis=0))
+    weighted = evaluate.ensemble_forecast(prediction, slice(1, 3), QUANTILES, {calibration.WEIGHT: [0.0]})
+    assert np.allclose(weighted.median(), reference[:, 1:])

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from conftest import make_panel
 
-from salesjax import features, train
+from salesjax import calibration, features, train
 from salesjax.errors import SalesjaxError
 
 TRAIN_MONTHS = 24
@@ -179,10 +179,12 @@ def test_training_calibrates_every_upper_level_and_keeps_the_point(config):
     history, available, calendar, store, category, num_ids = tiny_arrays(config)
     args = (store, category, num_ids, config.model, config.train, [0])
     trained = train.train_forecaster(history, available, calendar, *args)
-    assert set(trained.calibration) == {"total", "store", "category"}
-    for offsets in trained.calibration.values():
-        assert offsets[config.model.quantiles.index(0.5)] == 0.0  # the point forecast stays
-        assert offsets == sorted(offsets) and offsets[0] < 0 < offsets[-1]
+    offsets = dict(trained.calibration)
+    assert offsets.pop(calibration.WEIGHT)[0] in calibration.WEIGHTS
+    assert set(offsets) == {"total", "store", "category"}
+    for level in offsets.values():
+        assert level[config.model.quantiles.index(0.5)] == 0.0  # the point forecast stays
+        assert level == sorted(level) and level[0] < 0 < level[-1]
 
 
 def test_window_chunks_cover_every_window_once_in_one_shape(config):
