@@ -446,8 +446,10 @@ def holdout_calibration(
 
     The fit (`params`) learned from the months before the hold-out; it forecasts from every origin in the
     hold-out (rolling), its member-mean median is the network's point, and only hold-out months are scored.
-    The weight is chosen first (1 with `reference: mean`, whose reference is no forecast), and the offsets
-    are those of the weighted point.
+    The weight is chosen first, and the offsets are those of the weighted point. It stays 1 with
+    `reference: mean`, whose reference is no forecast, and when the months before the hold-out hold no
+    season (`Scaler.seasonal_seen`): the early-stopping fit then forecasts from the level, so the hold-out
+    cannot judge the seasonal reference that the refit forecasts from.
     """
     th = history.shape[1]
     known = training_covariates(covariates, model_cfg.context, th - hold)
@@ -463,11 +465,8 @@ def holdout_calibration(
     point, actual, unit, reference, mask = (
         a.reshape(grid) for a in (point, actual, unit, reference, windows.mask > 0)
     )
-    weight = (
-        1.0
-        if model_cfg.reference == "mean"
-        else calibration.choose_weight(point, reference, actual, unit, mask)
-    )
+    judged = model_cfg.reference != "mean" and scaler.seasonal_seen
+    weight = calibration.choose_weight(point, reference, actual, unit, mask) if judged else 1.0
     point = calibration.blend(point, reference, weight)
     offsets = calibration.level_offsets(point, actual, unit, mask, store, category, model_cfg.quantiles)
     return offsets | {calibration.WEIGHT: [weight]}

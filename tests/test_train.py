@@ -187,6 +187,17 @@ def test_training_calibrates_every_upper_level_and_keeps_the_point(config):
         assert level == sorted(level) and level[0] < 0 < level[-1]
 
 
+@pytest.mark.parametrize(("months", "weight"), [(24, 0.0), (18, 1.0)])
+def test_the_hold_out_weighs_the_reference_only_after_a_season_before_it(config, monkeypatch, months, weight):
+    """With 18 training months, the 12 before the 6-month hold-out hold no month and its year-ago month."""
+    history, available, calendar, store, category, num_ids = tiny_arrays(config)
+    monkeypatch.setattr(calibration, "choose_weight", lambda *arrays: 0.0)
+    keep = config.model.context + months + config.model.horizon
+    args = (store, category, num_ids, config.model, config.train, [0])
+    trained = train.train_forecaster(history[:, :months], available[:, :months], calendar[:keep], *args)
+    assert trained.calibration[calibration.WEIGHT] == [weight]
+
+
 def test_window_chunks_cover_every_window_once_in_one_shape(config):
     windows, _ = tiny_windows(config)
     n = len(windows.y)
