@@ -9,7 +9,8 @@ epoch rule, and forecasts forecast.horizon months after the last one. It writes:
 - artifacts/forecast/forecast.parquet: the tidy table (`salesjax.forecast`) of every model and level;
 - reports/forecast/forecast.csv (small, in git): the upper levels of every model and the store x
   category rows of lstm_ensemble, revenue in whole currency units (the full table is over 2 MB);
-- reports/forecast/fan_total.png and fan_stores.png: fan charts of lstm_ensemble, for the report.
+- reports/forecast/fan_total.png and fan_stores.png: fan charts of lstm_ensemble, for the report (the
+  stores' chart draws at most FAN_STORES stores, the largest by observed revenue).
 
 Store x category pairs that appear only after split.train_end are not in the prepared panel, so they
 are not forecast. The file IO lives here, so `salesjax.forecast` stays pure and `salesjax.api` imports
@@ -39,6 +40,9 @@ MODELS = OUT / "models"
 REPORT = REPORTS / "forecast"
 SHOWN_MODEL = "lstm_ensemble"  # its store x category rows go to the CSV, its fans to the figures
 BANDS = ((0.05, 0.95, 0.15), (0.1, 0.9, 0.25), (0.25, 0.75, 0.4))  # 90, 80, 50% intervals: (low, high, alpha)
+# The most stores fan_stores.png draws, the largest by observed revenue (the report's GRID_STORES; the default
+# chain has 20, all drawn): a panel per store grows the image with the chain (250 stores: 63 rows of panels).
+FAN_STORES = 20
 
 
 def observed_rows(cfg: Config, panel: Panel) -> pd.DataFrame:
@@ -58,15 +62,27 @@ def refit(frame: pd.DataFrame, cfg: Config) -> dict[str, api.Forecaster]:
     return {"lstm": single, "lstm_ensemble": api.fit(frame, cfg, name="lstm_ensemble")}
 
 
-def baseline_tables(
-    frame: pd.DataFrame, cfg: Config, model: api.Forecaster, months: int
-) -> list[pd.DataFrame]:
-    """Each baseline's tidy table, fitted on every month of `frame`, over the series `model` forecasts."""
+def baseline_fits(frame: pd.DataFrame, cfg: Config, months: int) -> dict[str, np.ndarray]:
+    """Each baseline's f64[S,months,Q] forecast, fitted on every month of `frame` (the dense panel's series).
+
+    baselines.n_jobs > 1 forks worker processes (baselines.engine dask: a cluster), so this runs before
+    any LSTM fit starts the JAX runtime in the process.
+    """
     panel = forecast.dense_panel(frame)
-    quantiles = cfg.model.quantiles
-    fits = baselines.forecast_baselines(
-        panel.worlds["observed"], panel.available, months, cfg.evaluate.season_length, quantiles
+    return baselines.forecast_baselines(
+        panel.worlds["observed"],
+        panel.available,
+        months,
+        cfg.evaluate.season_length,
+        cfg.model.quantiles,
+        cfg.baselines.n_jobs,
+        cfg.baselines.engine,
     )
+
+
+def baseline_tables(fits: dict[str, np.ndarray], cfg: Config, model: api.Forecaster) -> list[pd.DataFrame]:
+    """Each baseline's tidy table (`baseline_fits`) over the series `model` forecasts."""
+    quantiles = cfg.model.quantiles
     keep, _ = forecast.silent_series(model.history, model.saved.trained_on)
     first = model.history.months[-1] + 1
     return [
@@ -109,9 +125,10 @@ def run_forecast(cfg: Config) -> None:
     months = forecast.check_months(cfg.forecast.horizon, cfg.model.horizon)
     frame = observed_rows(cfg, panel)
     future = future_covariates(cfg, frame, months)
+    fits = baseline_fits(frame, cfg, months)  # first: its worker processes fork before JAX starts
     models = refit(frame, cfg)
     tables = [model.predict(months, future) for model in models.values()]
-    tables += baseline_tables(frame, cfg, models[SHOWN_MODEL], months)
+    tables += baseline_tables(fits, cfg, models[SHOWN_MODEL])
     table = pd.concat(tables, ignore_index=True)
     for name, model in models.items():
         model.save(MODELS / name)
@@ -156,15 +173,25 @@ def run_apply(
     )
 
 
-def fan_charts(frame: pd.DataFrame, table: pd.DataFrame, out: Path) -> None:
-    """The company total's fan chart and one panel per store, from the observed rows and one model's table."""
+def fan_charts(frame: pd.DataFrame, table: pd.DataFrame, out: Path) -> tuple[Figure, Figure]:
+    """The company total's fan chart and one panel per store, from the observed rows and one model's table.
+
+    Beyond FAN_STORES stores only the FAN_STORES largest (by observed revenue) get a panel, in store order.
+    """
     history = frame.assign(month=frame["month"].astype(str))
     total = history.groupby("month", as_index=False)["revenue"].sum().assign(panel="company total")
     stores = history.groupby(["store", "month"], as_index=False)["revenue"].sum()
     fc = table.assign(panel=np.where(table["level"] == "total", "company total", "store " + table["store"]))
-    fan_chart(total, fc[fc["level"] == "total"], out / "fan_total.png", "Company revenue: forecast", 1)
+    figure = fan_chart(
+        total, fc[fc["level"] == "total"], out / "fan_total.png", "Company revenue: forecast", 1
+    )
+    title, n = "Revenue per store: forecast", stores["store"].nunique()
+    if n > FAN_STORES:
+        size = stores.groupby("store")["revenue"].sum().sort_values(ascending=False, kind="stable")
+        stores = stores[stores["store"].isin(size.index[:FAN_STORES])]
+        title = f"Revenue of the {FAN_STORES:,} largest of the {n:,} stores: forecast"
     stores = stores.assign(panel="store " + stores["store"])
-    fan_chart(stores, fc[fc["level"] == "store"], out / "fan_stores.png", "Revenue per store: forecast", 4)
+    return figure, fan_chart(stores, fc[fc["level"] == "store"], out / "fan_stores.png", title, 4)
 
 
 def fan_chart(history: pd.DataFrame, fc: pd.DataFrame, path: Path, title: str, ncols: int) -> Figure:
