@@ -9,7 +9,8 @@ epoch rule, and forecasts forecast.horizon months after the last one. It writes:
 - artifacts/forecast/forecast.parquet: the tidy table (`salesjax.forecast`) of every model and level;
 - reports/forecast/forecast.csv (small, in git): the upper levels of every model and the store x
   category rows of lstm_ensemble, revenue in whole currency units (the full table is over 2 MB);
-- reports/forecast/fan_total.png and fan_stores.png: fan charts of lstm_ensemble, for the report.
+- reports/forecast/fan_total.png and fan_stores.png: fan charts of lstm_ensemble, for the report (the
+  stores' chart draws at most FAN_STORES stores, the largest by observed revenue).
 
 Store x category pairs that appear only after split.train_end are not in the prepared panel, so they
 are not forecast. The file IO lives here, so `salesjax.forecast` stays pure and `salesjax.api` imports
@@ -39,6 +40,9 @@ MODELS = OUT / "models"
 REPORT = REPORTS / "forecast"
 SHOWN_MODEL = "lstm_ensemble"  # its store x category rows go to the CSV, its fans to the figures
 BANDS = ((0.05, 0.95, 0.15), (0.1, 0.9, 0.25), (0.25, 0.75, 0.4))  # 90, 80, 50% intervals: (low, high, alpha)
+# The most stores fan_stores.png draws, the largest by observed revenue (the report's GRID_STORES; the default
+# chain has 20, all drawn): a panel per store grows the image with the chain (250 stores: 63 rows of panels).
+FAN_STORES = 20
 
 
 def observed_rows(cfg: Config, panel: Panel) -> pd.DataFrame:
@@ -168,15 +172,25 @@ def run_apply(
     )
 
 
-def fan_charts(frame: pd.DataFrame, table: pd.DataFrame, out: Path) -> None:
-    """The company total's fan chart and one panel per store, from the observed rows and one model's table."""
+def fan_charts(frame: pd.DataFrame, table: pd.DataFrame, out: Path) -> tuple[Figure, Figure]:
+    """The company total's fan chart and one panel per store, from the observed rows and one model's table.
+
+    Beyond FAN_STORES stores only the FAN_STORES largest (by observed revenue) get a panel, in store order.
+    """
     history = frame.assign(month=frame["month"].astype(str))
     total = history.groupby("month", as_index=False)["revenue"].sum().assign(panel="company total")
     stores = history.groupby(["store", "month"], as_index=False)["revenue"].sum()
     fc = table.assign(panel=np.where(table["level"] == "total", "company total", "store " + table["store"]))
-    fan_chart(total, fc[fc["level"] == "total"], out / "fan_total.png", "Company revenue: forecast", 1)
+    figure = fan_chart(
+        total, fc[fc["level"] == "total"], out / "fan_total.png", "Company revenue: forecast", 1
+    )
+    title, n = "Revenue per store: forecast", stores["store"].nunique()
+    if n > FAN_STORES:
+        size = stores.groupby("store")["revenue"].sum().sort_values(ascending=False, kind="stable")
+        stores = stores[stores["store"].isin(size.index[:FAN_STORES])]
+        title = f"Revenue of the {FAN_STORES:,} largest of the {n:,} stores: forecast"
     stores = stores.assign(panel="store " + stores["store"])
-    fan_chart(stores, fc[fc["level"] == "store"], out / "fan_stores.png", "Revenue per store: forecast", 4)
+    return figure, fan_chart(stores, fc[fc["level"] == "store"], out / "fan_stores.png", title, 4)
 
 
 def fan_chart(history: pd.DataFrame, fc: pd.DataFrame, path: Path, title: str, ncols: int) -> Figure:

@@ -125,6 +125,48 @@ def test_the_fan_charts_are_byte_stable(stage, tmp_path):
         assert (tmp_path / name).read_bytes() == (root / "reports/forecast" / name).read_bytes()
 
 
+def test_the_store_fans_draw_only_the_largest_stores(stage, tmp_path, monkeypatch):
+    """Beyond FAN_STORES stores only the largest (by observed revenue) get a panel, and the title says so."""
+    from salesjax.report.frames import GRID_STORES
+
+    assert forecast_stage.FAN_STORES == GRID_STORES  # the report's caption counts with GRID_STORES
+    root, table = stage
+    frame = forecast.validated(pd.read_csv(root / "panel.csv"), "panel")
+    size = frame.groupby("store")["revenue"].sum().sort_values(ascending=False)
+    assert len(size) > 1 and size.iloc[0] > size.iloc[1]  # one largest store
+    shown = table[table["model"] == "lstm_ensemble"]
+    _, every = forecast_stage.fan_charts(frame, shown, tmp_path)
+    assert [ax.get_title() for ax in every.axes if ax.get_visible()] == [
+        f"store {s}" for s in sorted(size.index)
+    ]
+    assert every.get_suptitle() == "Revenue per store: forecast"
+    monkeypatch.setattr(forecast_stage, "FAN_STORES", 1)
+    _, largest = forecast_stage.fan_charts(frame, shown, tmp_path)
+    assert [ax.get_title() for ax in largest.axes if ax.get_visible()] == [f"store {size.index[0]}"]
+    assert largest.get_suptitle() == f"Revenue of the 1 largest of the {len(size)} stores: forecast"
+
+
+def test_the_baselines_fit_with_the_stages_workers_before_any_lstm(tmp_path, monkeypatch):
+    """baselines.n_jobs and .engine reach the forecast's baseline fit, and it runs before JAX can start."""
+    params = forecast_params()
+    params["baselines"] = {"engine": "local", "n_jobs": 3}
+    make_panel().to_csv(tmp_path / "panel.csv", index=False)
+    monkeypatch.chdir(tmp_path)
+    cfg = parse_config(params)
+    stages.prepare(cfg)
+    calls = []
+
+    def fit_baselines(*args):
+        calls.append(("baselines", args[-2:]))
+        raise RuntimeError("stop")
+
+    monkeypatch.setattr(forecast_stage.baselines, "forecast_baselines", fit_baselines)
+    monkeypatch.setattr(forecast_stage, "refit", lambda *args: calls.append(("refit",)))
+    with pytest.raises(RuntimeError, match="stop"):
+        forecast_stage.run_forecast(cfg)
+    assert calls == [("baselines", (3, "local"))]
+
+
 def test_a_model_directory_that_does_not_name_its_series_is_refused(stage, tmp_path):
     root, _ = stage
     old = shutil.copytree(root / ENSEMBLE, tmp_path / "old")

@@ -420,6 +420,28 @@ def test_no_hand_written_markdown_parser_remains():
     assert "from markdown_it import MarkdownIt" in (package / "html.py").read_text()
 
 
+def test_the_forecast_section_says_how_many_stores_its_fan_chart_draws(tree, monkeypatch, config):
+    """The fan chart of the stores: 'Every store' up to GRID_STORES, else the largest of how many."""
+    from salesjax.report.sections import section_forecast
+
+    monkeypatch.chdir(tree)
+    loaded = inputs.load_inputs()
+    view = make_view(config, loaded)
+    assert "![Every store: forecast](forecast/fan_stores.png)" in section_forecast(loaded, view)
+    stores = pd.DataFrame(
+        {
+            "month": "2020-04",
+            "level": "store",
+            "store": [str(s) for s in range(250)],
+            "category": "",
+            "model": "naive",
+        }
+    )
+    many = loaded._replace(forecast=pd.concat([loaded.forecast, stores], ignore_index=True))
+    lines = section_forecast(many, view)
+    assert "![The 20 largest of the 250 stores: forecast](forecast/fan_stores.png)" in lines
+
+
 def test_store_figures_draw_only_the_largest_stores(tree, monkeypatch, config):
     """A chain beyond GRID_STORES / HEATMAP_STORES: the largest only, in order, and the captions say so."""
     monkeypatch.chdir(tree)

@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 
 from salesjax.report.figures import caption
+from salesjax.report.frames import GRID_STORES
 from salesjax.report.inputs import Inputs
 from salesjax.report.opening import mase_sentence, section_data, section_method, section_overview
 from salesjax.report.tables import METRICS, fmt, marked_table, table
@@ -148,7 +149,9 @@ def section_forecast(inputs: Inputs, view: View) -> list[str]:
     rows.append(["year"] + [fmt(wide[m].sum(), "mazn") for m in names])
     lines += table(["month"] + names, rows) + [""]
     lines += ["![Company total: forecast](forecast/fan_total.png)", ""]
-    lines += ["![Every store: forecast](forecast/fan_stores.png)", ""]
+    n = inputs.forecast.loc[inputs.forecast["level"] == "store", "store"].nunique()
+    drawn = "Every store" if n <= GRID_STORES else f"The {GRID_STORES:,} largest of the {n:,} stores"
+    lines += [f"![{drawn}: forecast](forecast/fan_stores.png)", ""]
     return lines
 
 
