@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from salesjax import api, cli, features, train
+from salesjax import api, calibration, cli, features, train
 from salesjax.config import PanelColumns, parse_config
 from salesjax.data.panel import build_panel
 from salesjax.data.schema import validate_panel
@@ -121,8 +121,12 @@ def test_a_covariate_that_never_varies_in_training_is_named(config, caplog):
 
 
 @pytest.fixture
-def saved_model(params, tmp_path):
-    """A one-member model reading the covariate `promo`, saved with its history to tmp_path/model."""
+def saved_model(params, tmp_path, monkeypatch):
+    """A one-member model reading the covariate `promo`, saved with its history to tmp_path/model.
+
+    Its hold-out weight is 1: the network is what reads the covariates, and a weight of 0 would hide it.
+    """
+    monkeypatch.setattr(calibration, "choose_weight", lambda *arrays: 1.0)
     params["data"]["covariates"] = ["promo"]
     frame = make_panel(stores=2, categories=2, end="2019-12")
     frame["promo"] = (np.arange(len(frame)) % 5 == 0).astype(float)
