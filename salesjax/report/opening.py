@@ -121,7 +121,7 @@ def section_method(inputs: Inputs, view: View) -> list[str]:
         f"- **Validation.** The last {t.validation_months} training months are held out; the epoch with the "
         f"lowest hold-out loss is chosen (early stopping, patience {t.patience}), then the model is refit "
         f"on all training months {s.train_start}..{s.train_end} for that many epochs. Test months are never "
-        f"used to fit, scale or choose anything.",
+        f"used to fit, scale or choose anything.{_weight_method(m)}",
         f"- **Seed ensemble.** `lstm_ensemble` has {t.ensemble_size} members (seeds {t.seed}.."
         f"{t.seed + t.ensemble_size - 1}) trained as one vmapped program; its quantiles are the members' "
         f"mean. `lstm` is the single model (K=1, seed {t.seed}).",
@@ -134,6 +134,18 @@ def section_method(inputs: Inputs, view: View) -> list[str]:
         "",
     ]
     return lines[:3] + _covariates_method(view) + lines[3:] + _thesis_method(view)
+
+
+def _weight_method(m) -> str:
+    """The hold-out weight of the network against its reference; nothing with `reference: mean`."""
+    if m.reference == "mean":
+        return ""
+    return (
+        f" The same hold-out weighs the network against its reference (`model.reference: {m.reference}`): "
+        "the point forecast is reference + w x (network - reference), with the w in 0, 0.25, 0.5, 0.75, 1 "
+        "of least hold-out error, and every quantile moves with the point (`reports/train/metrics.json`: "
+        "`weight`)."
+    )
 
 
 def _covariates_method(view: View) -> list[str]:
