@@ -30,7 +30,7 @@ from salesjax.data.schema import (
     write_table,
 )
 from salesjax.errors import SalesjaxError
-from salesjax.forecast_stage import run_apply, run_forecast
+from salesjax.forecast_stage import run_apply, run_forecast, run_forecast_baselines
 from salesjax.report.stage import run_report
 
 logger = logging.getLogger("salesjax.cli")  # not __name__: run as `python -m salesjax.cli` that is __main__
@@ -298,6 +298,11 @@ COMMANDS: dict[str, Command] = {
         "DVC stage: vmapped hyperparameter sweep on the hold-out",
         _params_argument,
         _stage(sweep.run_sweep, multi_process=True),
+    ),
+    "forecast-baselines": Command(
+        "DVC stage: the baselines fitted on all observed months, for forecast",
+        _params_argument,
+        _stage(run_forecast_baselines),
     ),
     "forecast": Command(
         "DVC stage: forecast beyond the data; --model: apply a model", _forecast_arguments, _forecast

@@ -1,9 +1,10 @@
-"""`salesjax forecast`: the DVC stage that forecasts beyond the data, and applying a saved model to a panel.
+"""`salesjax forecast`: the DVC stages that forecast beyond the data, and applying a saved model to a panel.
 
-The stage refits the single LSTM (K=1), the seed ensemble (train.ensemble_size members) and the
-baselines on every observed month of the prepared panel (split.train_start through the data's last
-observed month, at most split.test_end; data.target's world), with the evaluation's hyperparameters and
-epoch rule, and forecasts forecast.horizon months after the last one. It writes:
+Both stages fit on every observed month of the prepared panel (split.train_start through the data's
+last observed month, at most split.test_end; data.target's world) and forecast forecast.horizon months
+after the last one. `forecast_baselines` fits the baselines into artifacts/forecast_baselines, so a
+model or train change refits none of them. `forecast` refits the single LSTM (K=1) and the seed ensemble
+(train.ensemble_size members) with the evaluation's hyperparameters and epoch rule, and writes:
 - artifacts/forecast/models/{lstm,lstm_ensemble}: the refit models, each with the history it forecast
   from (`salesjax.api.Forecaster.save`), ready for `salesjax forecast --model`;
 - artifacts/forecast/forecast.parquet: the tidy table (`salesjax.forecast`) of every model and level;
@@ -23,10 +24,11 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from flax import serialization
 from matplotlib.figure import Figure
 from matplotlib.ticker import EngFormatter
 
-from salesjax import api, baselines, checkpoint, evaluate, forecast, plots
+from salesjax import api, artifacts, baselines, checkpoint, evaluate, forecast, plots
 from salesjax.config import Config
 from salesjax.data.panel import Panel
 from salesjax.data.schema import read_table, same_file, write_table
@@ -36,6 +38,7 @@ from salesjax.stages import ARTIFACTS, REPORTS, load_prepared
 logger = logging.getLogger(__name__)
 
 OUT = ARTIFACTS / "forecast"
+BASELINE_FITS = ARTIFACTS / "forecast_baselines" / "baselines.msgpack"
 MODELS = OUT / "models"
 REPORT = REPORTS / "forecast"
 SHOWN_MODEL = "lstm_ensemble"  # its store x category rows go to the CSV, its fans to the figures
@@ -62,27 +65,29 @@ def refit(frame: pd.DataFrame, cfg: Config) -> dict[str, api.Forecaster]:
     return {"lstm": single, "lstm_ensemble": api.fit(frame, cfg, name="lstm_ensemble")}
 
 
-def baseline_fits(frame: pd.DataFrame, cfg: Config, months: int) -> dict[str, np.ndarray]:
-    """Each baseline's f64[S,months,Q] forecast, fitted on every month of `frame`.
-
-    With baselines.n_jobs > 1 the fits fork worker processes, so this runs before any JAX computation
-    (forking a process whose JAX runtime has started can deadlock).
-    """
-    panel = forecast.dense_panel(frame)
-    return baselines.forecast_baselines(
-        panel.worlds["observed"],
-        panel.available,
+def run_forecast_baselines(cfg: Config) -> None:
+    """Fit every baseline on all observed months and save its f64[S,forecast.horizon,Q] forecast."""
+    panel, _ = load_prepared(cfg)
+    months = forecast.check_months(cfg.forecast.horizon, cfg.model.horizon)
+    history = forecast.dense_panel(observed_rows(cfg, panel))
+    fits = baselines.forecast_baselines(
+        history.worlds["observed"],
+        history.available,
         months,
         cfg.evaluate.season_length,
         cfg.model.quantiles,
         cfg.baselines.n_jobs,
         cfg.baselines.engine,
     )
+    BASELINE_FITS.parent.mkdir(parents=True, exist_ok=True)
+    BASELINE_FITS.write_bytes(serialization.msgpack_serialize(fits))
 
 
-def baseline_tables(fits: dict[str, np.ndarray], cfg: Config, model: api.Forecaster) -> list[pd.DataFrame]:
-    """Each baseline's tidy table from `baseline_fits`, over the series `model` forecasts."""
+def baseline_tables(cfg: Config, model: api.Forecaster, months: int) -> list[pd.DataFrame]:
+    """Each saved baseline's tidy table (`run_forecast_baselines`), over the series `model` forecasts."""
     keep, _ = forecast.silent_series(model.history, model.saved.trained_on)
+    shape = (len(keep), months, len(cfg.model.quantiles))
+    fits = artifacts.read(BASELINE_FITS, "forecast_baselines", lambda path: _read_fits(path, shape))
     first = model.history.months[-1] + 1
     return [
         forecast.baseline_table(
@@ -90,6 +95,15 @@ def baseline_tables(fits: dict[str, np.ndarray], cfg: Config, model: api.Forecas
         )
         for name in baselines.BASELINES
     ]
+
+
+def _read_fits(path: Path, shape: tuple[int, int, int]) -> dict[str, np.ndarray]:
+    """Each baseline's forecast from the saved msgpack, checked to be f64[S,months,Q] of `shape`."""
+    fits = serialization.msgpack_restore(path.read_bytes())
+    out = {name: np.asarray(fits[name], np.float64) for name in baselines.BASELINES}
+    if any(fc.shape != shape for fc in out.values()):
+        raise ValueError(f"forecasts are not of shape {shape} (series, forecast months, quantiles)")
+    return out
 
 
 def report_rows(table: pd.DataFrame) -> pd.DataFrame:
@@ -119,15 +133,14 @@ def future_covariates(cfg: Config, frame: pd.DataFrame, months: int) -> pd.DataF
 
 
 def run_forecast(cfg: Config) -> None:
-    """Refit every forecaster on all observed months and forecast forecast.horizon months beyond them."""
+    """Refit the LSTMs on all observed months; their and the saved baselines' forecast.horizon months."""
     panel, _ = load_prepared(cfg)
     months = forecast.check_months(cfg.forecast.horizon, cfg.model.horizon)
     frame = observed_rows(cfg, panel)
     future = future_covariates(cfg, frame, months)
-    fits = baseline_fits(frame, cfg, months)
     models = refit(frame, cfg)
     tables = [model.predict(months, future) for model in models.values()]
-    tables += baseline_tables(fits, cfg, models[SHOWN_MODEL])
+    tables += baseline_tables(cfg, models[SHOWN_MODEL], months)
     table = pd.concat(tables, ignore_index=True)
     for name, model in models.items():
         model.save(MODELS / name)

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from conftest import ROOT, make_panel, tiny_params
 
-from salesjax import api, forecast, forecast_stage, stages
+from salesjax import api, baselines, forecast, forecast_stage, stages
 from salesjax.cli import main
 from salesjax.config import parse_config
 from salesjax.errors import SalesjaxError
@@ -40,8 +40,15 @@ def stage(tmp_path_factory):
         mp.chdir(root)
         cfg = parse_config(params)
         stages.prepare(cfg)
+        forecast_stage.run_forecast_baselines(cfg)
+        mp.setattr(forecast_stage.baselines, "forecast_baselines", _refit_baselines)
         forecast_stage.run_forecast(cfg)
     return root, pd.read_parquet(root / "artifacts/forecast/forecast.parquet")
+
+
+def _refit_baselines(*args):
+    """Stands in for the baseline fit where the forecast stage must read the saved fits instead."""
+    raise AssertionError("the forecast stage refit a baseline")
 
 
 def apply(root, data: pd.DataFrame, out: str, *extra: str) -> tuple[int, pd.DataFrame | None]:
@@ -146,25 +153,37 @@ def test_the_store_fans_draw_only_the_largest_stores(stage, tmp_path, monkeypatc
     assert largest.get_suptitle() == f"Revenue of the 1 largest of the {len(size)} stores: forecast"
 
 
-def test_the_baselines_fit_with_the_stages_workers_before_any_lstm(tmp_path, monkeypatch):
-    """baselines.n_jobs and .engine reach the forecast's baseline fit, and it runs before JAX can start."""
+def test_the_forecast_baselines_stage_fits_with_its_workers_and_the_forecast_reads_its_file(
+    stage, tmp_path, monkeypatch
+):
+    """baselines.n_jobs and .engine reach the fit; a missing or mis-shaped saved fit is one line."""
+    root, _ = stage
     params = forecast_params()
     params["baselines"] = {"engine": "local", "n_jobs": 3}
-    make_panel().to_csv(tmp_path / "panel.csv", index=False)
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.chdir(root)
     cfg = parse_config(params)
-    stages.prepare(cfg)
     calls = []
 
-    def fit_baselines(*args):
-        calls.append(("baselines", args[-2:]))
-        raise RuntimeError("stop")
+    def fit_baselines(history, available, months, season, quantiles, n_jobs, engine):
+        calls.append((months, n_jobs, engine))
+        return {name: np.zeros((len(history), months, len(quantiles))) for name in baselines.BASELINES}
 
+    saved = forecast_stage.BASELINE_FITS.read_bytes()
     monkeypatch.setattr(forecast_stage.baselines, "forecast_baselines", fit_baselines)
-    monkeypatch.setattr(forecast_stage, "refit", lambda *args: calls.append(("refit",)))
-    with pytest.raises(RuntimeError, match="stop"):
-        forecast_stage.run_forecast(cfg)
-    assert calls == [("baselines", (3, "local"))]
+    try:
+        forecast_stage.run_forecast_baselines(cfg)
+        assert calls == [(HORIZON, 3, "local")]
+        model = api.Forecaster.load(root / ENSEMBLE)
+        tables = forecast_stage.baseline_tables(cfg, model, HORIZON)
+        assert [t["model"].iloc[0] for t in tables] == list(baselines.BASELINES)
+        assert all((t[QUANTILES] == 0).all().all() for t in tables)
+        with pytest.raises(SalesjaxError, match=r"damaged \(ValueError: forecasts are not of shape"):
+            forecast_stage.baseline_tables(cfg, model, HORIZON - 1)
+        forecast_stage.BASELINE_FITS.unlink()
+        with pytest.raises(SalesjaxError, match=r"missing; run `dvc repro forecast_baselines`"):
+            forecast_stage.baseline_tables(cfg, model, HORIZON)
+    finally:
+        forecast_stage.BASELINE_FITS.write_bytes(saved)
 
 
 def test_a_model_directory_that_does_not_name_its_series_is_refused(stage, tmp_path):
