@@ -235,7 +235,8 @@ def _experiment(args: argparse.Namespace) -> int:
     return 0
 
 
-FORECAST_HELP = """DVC stage: refit every forecaster on all observed months and forecast beyond them.
+FORECAST_HELP = """DVC stage: refit the LSTMs on all observed months and forecast beyond them, beside the
+baselines that the forecast-baselines stage fitted on the same months.
 
 With --model: forecast the panel --data (.csv/.parquet: month, store, category, revenue) with a saved
 model directory (e.g. artifacts/forecast/models/lstm_ensemble), without retraining, from the panel's

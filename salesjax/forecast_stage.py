@@ -1,4 +1,4 @@
-"""`salesjax forecast`: the DVC stages that forecast beyond the data, and applying a saved model to a panel.
+"""The DVC stages that forecast beyond the data (`forecast-baselines`, `forecast`); applying a saved model.
 
 Both stages fit on every observed month of the prepared panel (split.train_start through the data's
 last observed month, at most split.test_end; data.target's world) and forecast forecast.horizon months
