@@ -69,7 +69,8 @@ def run_forecast_baselines(cfg: Config) -> None:
     """Fit every baseline on all observed months and save its f64[S,forecast.horizon,Q] forecast."""
     panel, _ = load_prepared(cfg)
     months = forecast.check_months(cfg.forecast.horizon, cfg.model.horizon)
-    history = forecast.dense_panel(observed_rows(cfg, panel))
+    frame = observed_rows(cfg, panel)
+    history = forecast.dense_panel(frame)
     fits = baselines.forecast_baselines(
         history.worlds["observed"],
         history.available,
@@ -79,16 +80,22 @@ def run_forecast_baselines(cfg: Config) -> None:
         cfg.baselines.n_jobs,
         cfg.baselines.engine,
     )
+    saved = {"first_month": str(frame["month"].max() + 1), "forecasts": fits}
     BASELINE_FITS.parent.mkdir(parents=True, exist_ok=True)
-    BASELINE_FITS.write_bytes(serialization.msgpack_serialize(fits))
+    BASELINE_FITS.write_bytes(serialization.msgpack_serialize(saved))
 
 
 def baseline_tables(cfg: Config, model: api.Forecaster, months: int) -> list[pd.DataFrame]:
     """Each saved baseline's tidy table (`run_forecast_baselines`), over the series `model` forecasts."""
     keep, _ = forecast.silent_series(model.history, model.saved.trained_on)
     shape = (len(keep), months, len(cfg.model.quantiles))
-    fits = artifacts.read(BASELINE_FITS, "forecast_baselines", lambda path: _read_fits(path, shape))
+    saved, fits = artifacts.read(BASELINE_FITS, "forecast_baselines", lambda path: _read_fits(path, shape))
     first = model.history.months[-1] + 1
+    if saved != str(first):
+        raise SalesjaxError(
+            f"{BASELINE_FITS}: the baselines forecast from {saved}, the LSTMs from {first}; "
+            "run `dvc repro forecast_baselines`"
+        )
     return [
         forecast.baseline_table(
             evaluate.Forecast(fits[name], cfg.model.quantiles), model.saved.trained_on, keep, first, name
@@ -97,13 +104,13 @@ def baseline_tables(cfg: Config, model: api.Forecaster, months: int) -> list[pd.
     ]
 
 
-def _read_fits(path: Path, shape: tuple[int, int, int]) -> dict[str, np.ndarray]:
-    """Each baseline's forecast from the saved msgpack, checked to be f64[S,months,Q] of `shape`."""
-    fits = serialization.msgpack_restore(path.read_bytes())
-    out = {name: np.asarray(fits[name], np.float64) for name in baselines.BASELINES}
+def _read_fits(path: Path, shape: tuple[int, int, int]) -> tuple[str, dict[str, np.ndarray]]:
+    """(first forecast month, each baseline's f64[S,months,Q] forecast, checked to be of `shape`)."""
+    saved = serialization.msgpack_restore(path.read_bytes())
+    out = {name: np.asarray(saved["forecasts"][name], np.float64) for name in baselines.BASELINES}
     if any(fc.shape != shape for fc in out.values()):
         raise ValueError(f"forecasts are not of shape {shape} (series, forecast months, quantiles)")
-    return out
+    return str(saved["first_month"]), out
 
 
 def report_rows(table: pd.DataFrame) -> pd.DataFrame:

@@ -154,9 +154,9 @@ def test_the_store_fans_draw_only_the_largest_stores(stage, tmp_path, monkeypatc
 
 
 def test_the_forecast_baselines_stage_fits_with_its_workers_and_the_forecast_reads_its_file(
-    stage, tmp_path, monkeypatch
+    stage, monkeypatch
 ):
-    """baselines.n_jobs and .engine reach the fit; a missing or mis-shaped saved fit is one line."""
+    """baselines.n_jobs and .engine reach the fit; a missing, mis-shaped or stale saved fit is one line."""
     root, _ = stage
     params = forecast_params()
     params["baselines"] = {"engine": "local", "n_jobs": 3}
@@ -179,6 +179,11 @@ def test_the_forecast_baselines_stage_fits_with_its_workers_and_the_forecast_rea
         assert all((t[QUANTILES] == 0).all().all() for t in tables)
         with pytest.raises(SalesjaxError, match=r"damaged \(ValueError: forecasts are not of shape"):
             forecast_stage.baseline_tables(cfg, model, HORIZON - 1)
+        later = model.with_data(
+            pd.concat([pd.read_csv(root / "panel.csv"), make_panel(start="2020-04", end="2020-04")])
+        )
+        with pytest.raises(SalesjaxError, match=r"from 2020-04, the LSTMs from 2020-05; run `dvc repro"):
+            forecast_stage.baseline_tables(cfg, later, HORIZON)
         forecast_stage.BASELINE_FITS.unlink()
         with pytest.raises(SalesjaxError, match=r"missing; run `dvc repro forecast_baselines`"):
             forecast_stage.baseline_tables(cfg, model, HORIZON)
