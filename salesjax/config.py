@@ -28,6 +28,7 @@ AT_LEAST = {
     "train.weight_decay": 0.0,
     "train.warmup_steps": 0,
     "train.batch_size": 1,
+    "train.min_steps_per_epoch": 1,
     "train.max_epochs": 1,
     "train.patience": 1,
     "train.validation_months": 1,
@@ -116,6 +117,7 @@ class TrainConfig:
     clip_norm: float
     warmup_steps: int
     batch_size: int
+    min_steps_per_epoch: int
     max_epochs: int
     patience: int
     validation_months: int

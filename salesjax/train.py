@@ -224,6 +224,17 @@ def place(tree, mesh: Mesh, spec: P):
     return jax.tree.map(put, tree)
 
 
+def batch_size(cfg: TrainConfig, windows: int, devices: int = 1) -> int:
+    """The batch of a fit on `windows` windows, a multiple of `devices`: train.batch_size, or fewer where
+    an epoch would have fewer than train.min_steps_per_epoch steps, so that an epoch of a 10-series panel
+    trains about as many steps as one of a 1,000-series panel.
+    """
+    if cfg.batch_size % devices:
+        raise SalesjaxError(f"train.batch_size={cfg.batch_size} must divide over {devices} devices")
+    batch = min(cfg.batch_size, -(-windows // cfg.min_steps_per_epoch))
+    return -(-batch // devices) * devices
+
+
 def epoch_batches(rngs: list[np.random.Generator], n: int, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
     """Per-member shuffled indices i32[steps,K,B] and validity f32[steps,K,B] (the last batch padded)."""
     steps = -(-n // batch_size)
@@ -281,18 +292,15 @@ def fit(
     """
     start = time.perf_counter()
     graphdef, params = init_members(model_cfg, shapes, seeds)
-    steps_per_epoch = -(-len(train.y) // cfg.batch_size)
+    mesh = mesh or make_mesh(len(seeds))
+    batch = batch_size(cfg, len(train.y), mesh.shape["data"])
+    steps_per_epoch = -(-len(train.y) // batch)
     max_epochs = cfg.max_epochs if epochs is None else int(np.max(epochs))
     total_steps = steps_per_epoch * max(max_epochs, 1)
     tx = make_optimizer(cfg, total_steps)
     hypers = hypers or [(cfg.learning_rate, cfg.weight_decay)] * len(seeds)
     peak, shape = np.asarray([lr for lr, _ in hypers], np.float32), schedule_shape(cfg, total_steps)
     loss = LOSSES[cfg.loss]
-    mesh = mesh or make_mesh(len(seeds))
-    if cfg.batch_size % mesh.shape["data"]:
-        raise SalesjaxError(
-            f"train.batch_size={cfg.batch_size} must divide over {mesh.shape['data']} devices"
-        )
     train_epoch = make_train_epoch(graphdef, tx, loss, model_cfg.quantiles)
     eval_loss = make_eval_loss(graphdef, loss, model_cfg.quantiles) if val is not None else None
     keys = jnp.stack([jax.random.key(s) for s in seeds])
@@ -311,7 +319,7 @@ def fit(
     quiet = not logger.isEnabledFor(logging.INFO)
     bar = tqdm(range(1, max_epochs + 1), desc=label, leave=False, dynamic_ncols=True, disable=quiet)
     for epoch in bar:
-        idx, valid = place(epoch_batches(rngs, len(train.y), cfg.batch_size), mesh, P(None, "member", "data"))
+        idx, valid = place(epoch_batches(rngs, len(train.y), batch), mesh, P(None, "member", "data"))
         state, stats = train_epoch(state, train_dev, idx, valid)
         stats = distributed.fetch(stats)
         _check_finite(stats["loss"], epoch, steps_per_epoch, seeds)

@@ -32,6 +32,7 @@ def tiny_params() -> dict:
     params["split"].update(test_end="2020-03")
     params["model"].update(context=6, horizon=3, hidden_size=8, store_embedding=2, category_embedding=2)
     params["train"].update(batch_size=16, max_epochs=3, patience=2, ensemble_size=2, validation_months=6)
+    params["train"]["min_steps_per_epoch"] = 1  # batches of 16: the tiny panel fills few steps
     params["baselines"]["n_jobs"] = 1  # in process: this one has started JAX, and forking it can deadlock
     return params
 

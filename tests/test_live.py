@@ -1,6 +1,9 @@
 """Per-epoch training metrics: `fit`'s on_epoch callback (what the train stage hands to DVCLive)."""
 
+import dataclasses
+
 import numpy as np
+import pytest
 from test_train import tiny_windows
 
 from salesjax import train
@@ -23,10 +26,12 @@ def test_on_epoch_gets_each_member_s_four_quantities_once_per_epoch(config):
     np.testing.assert_array_equal(np.stack([m["val_loss"] for _, m in seen]), result.val_loss)
 
 
-def test_learning_rate_is_the_schedule_at_each_epoch_s_last_step(config):
+@pytest.mark.parametrize("min_steps", [1, 8])
+def test_learning_rate_is_the_schedule_at_each_epoch_s_last_step(config, min_steps):
     windows, shapes = tiny_windows(config)
-    cfg = config.train
-    steps = -(-len(windows.y) // cfg.batch_size)
+    cfg = dataclasses.replace(config.train, min_steps_per_epoch=min_steps)
+    steps = -(-len(windows.y) // train.batch_size(cfg, len(windows.y)))
+    assert steps >= min_steps
     assert steps < cfg.warmup_steps < 3 * steps - 1  # epoch 1 ends in the linear warm-up (0.1 to 1 x peak)
     seen = {}
     hypers = [(1e-3, 0.0), (4e-3, 0.0)]

@@ -222,3 +222,13 @@ def test_chunked_validation_loss_and_predictions_equal_one_pass(config, monkeypa
     np.testing.assert_array_equal(chunked.epochs, whole.epochs)
     in_chunks = train.predict_windows(*train.init_members(config.model, shapes, [3, 4]), windows)
     np.testing.assert_allclose(in_chunks, one_pass, rtol=1e-4, atol=1e-6)  # XLA: other batch shape
+
+
+def test_the_batch_shrinks_so_that_an_epoch_has_at_least_min_steps_per_epoch(config):
+    cfg = dataclasses.replace(config.train, batch_size=128, min_steps_per_epoch=16)
+    assert train.batch_size(cfg, 170) == 11  # ceil(170 / 16): 16 steps instead of 2
+    assert train.batch_size(cfg, 10_000) == 128  # a large panel keeps train.batch_size
+    assert train.batch_size(cfg, 170, devices=4) == 12  # a multiple of the devices along the batch
+    assert train.batch_size(dataclasses.replace(cfg, min_steps_per_epoch=1), 170) == 128
+    with pytest.raises(SalesjaxError, match="train.batch_size=128 must divide over 3 devices"):
+        train.batch_size(cfg, 170, devices=3)

@@ -116,8 +116,9 @@ def section_method(inputs: Inputs, view: View) -> list[str]:
         f"({m.category_embedding}-d) embeddings, and forecasts the next {m.horizon} months at once as the "
         f"quantiles {_plain(m.quantiles)} ({t.loss} loss). Windows are cut per series, never across series.",
         f"- **Training.** AdamW, peak learning rate {t.learning_rate:g} (warm-up {t.warmup_steps} steps, "
-        f"then cosine decay), weight decay {t.weight_decay:g}, batch {t.batch_size}, gradient norm clipped "
-        f"at {t.clip_norm:g}, at most {t.max_epochs} epochs.",
+        f"then cosine decay), weight decay {t.weight_decay:g}, batch {t.batch_size} (smaller where an "
+        f"epoch would have fewer than {t.min_steps_per_epoch} steps), gradient norm clipped at "
+        f"{t.clip_norm:g}, at most {t.max_epochs} epochs.",
         f"- **Validation.** The last {t.validation_months} training months are held out; the epoch with the "
         f"lowest hold-out loss is chosen (early stopping, patience {t.patience}), then the model is refit "
         f"on all training months {s.train_start}..{s.train_end} for that many epochs. Test months are never "
