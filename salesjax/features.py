@@ -289,6 +289,10 @@ class Windows(NamedTuple):
     level: np.ndarray  # f32[N] revenue units of the window
     reference: np.ndarray  # f32[N,H] the forecast's reference, in level units
 
+    def reference_revenue(self) -> np.ndarray:
+        """f64[N,H] the reference in revenue (level x reference, at least 0), the network's counterpart."""
+        return np.clip(self.level[:, None] * self.reference, 0.0, None).astype(np.float64)
+
 
 def num_features(n_calendar: int, n_covariates: int = 0) -> int:
     """F: the width of `Windows.x` with `n_calendar` calendar columns and `n_covariates` covariates."""

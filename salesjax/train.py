@@ -468,7 +468,7 @@ def holdout_calibration(
     point = predict_windows(graphdef, params, windows).mean(axis=0)[..., model_cfg.quantiles.index(0.5)]
     actual = windows.level[:, None] * (windows.y + windows.reference)
     unit = np.broadcast_to(windows.level[:, None], point.shape)
-    reference = np.clip(windows.level[:, None] * windows.reference, 0.0, None)
+    reference = windows.reference_revenue()
     grid = (len(store), len(origins), model_cfg.horizon)
     point, actual, unit, reference, mask = (
         a.reshape(grid) for a in (point, actual, unit, reference, windows.mask > 0)
@@ -546,5 +546,5 @@ def forecast(
     origin = np.array([history.shape[1]])
     data = (history, available, calendar, scaler, store, category, model_cfg, origin)
     windows = _model_windows(*data, training=False, covariates=covariates)
-    reference = np.clip(windows.level[:, None] * windows.reference, 0.0, None).astype(np.float64)
+    reference = windows.reference_revenue()
     return Prediction(predict_windows(graphdef, params, windows), windows.level.astype(np.float64), reference)
