@@ -226,8 +226,8 @@ def place(tree, mesh: Mesh, spec: P):
 
 def batch_size(cfg: TrainConfig, windows: int, devices: int = 1) -> int:
     """The batch of a fit on `windows` windows, a multiple of `devices`: train.batch_size, or fewer where
-    an epoch would have fewer than train.min_steps_per_epoch steps, so that an epoch of a 10-series panel
-    trains about as many steps as one of a 1,000-series panel.
+    an epoch would have fewer than train.min_steps_per_epoch steps, so that even a 10-series panel gets
+    that many optimiser steps an epoch (a large panel keeps train.batch_size and has more).
     """
     if cfg.batch_size % devices:
         raise SalesjaxError(f"train.batch_size={cfg.batch_size} must divide over {devices} devices")
