@@ -70,6 +70,7 @@ class BenchShape:
     num_stores: int = 20
     num_categories: int = 40
     reference: str = "seasonal"  # model.reference: what the model's output is added to (a cost-free choice)
+    level_smoothing: float = 0.0  # model.level_smoothing: how its windows are scaled (cost-free too)
 
     @property
     def input_size(self) -> int:
@@ -87,6 +88,7 @@ class BenchShape:
             context=self.context,
             horizon=self.horizon,
             reference=self.reference,
+            level_smoothing=self.level_smoothing,
             hidden_size=self.hidden,
             num_layers=self.num_layers,
             dropout=self.dropout,
@@ -113,6 +115,7 @@ def default_shape(cfg: Config) -> BenchShape:
         dropout=m.dropout,
         batch_size=cfg.train.batch_size,
         reference=m.reference,
+        level_smoothing=m.level_smoothing,
     )
 
 

@@ -23,6 +23,7 @@ AT_LEAST = {
     "model.store_embedding": 1,
     "model.category_embedding": 1,
     "model.dropout": 0.0,
+    "model.level_smoothing": 0.0,
     "train.seed": 0,
     "train.ensemble_size": 1,
     "train.weight_decay": 0.0,
@@ -40,7 +41,7 @@ AT_LEAST = {
 }
 ABOVE = {"train.learning_rate": 0.0, "train.clip_norm": 0.0, "sweep.learning_rates": 0.0}
 AT_MOST = {"data.max_rejected_fraction": 1.0}
-BELOW = {"model.dropout": 1.0}
+BELOW = {"model.dropout": 1.0, "model.level_smoothing": 1.0}
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -97,6 +98,7 @@ class ModelConfig:
     context: int
     horizon: int
     reference: typing.Literal["profile", "seasonal", "mean"]
+    level_smoothing: float
     hidden_size: int
     num_layers: int
     dropout: float

@@ -208,6 +208,8 @@ def monthly_calendar(
 
 SEASON = 12  # months in a year: the seasonal reference is the same month one year earlier
 LEVEL_FLOOR = 0.1  # a window's level is at least this share of its series' training mean
+INDEX_FLOOR = 0.05  # a month whose profile index is below this tells nothing of the level
+RECENT_BOUNDS = (0.5, 2.0)  # the recent level against the context's mean: beyond it, the profile is off
 
 
 @dataclasses.dataclass(frozen=True)
@@ -332,11 +334,12 @@ def seasonal_reference(
 
 
 def seasonal_profile(
-    values: np.ndarray, available: np.ndarray, starts: np.ndarray, horizon: int
+    values: np.ndarray, available: np.ndarray, starts: np.ndarray, offsets: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(index f64[S,O,H], bool[S,O,H] where one exists) from padded f64[S,P] revenue and bool[S,P].
+    """(index f64[S,O,K], bool[S,O,K] where one exists) from padded f64[S,P] revenue and bool[S,P].
 
-    The index of horizon step h is the ratio of its calendar month to its year's mean, averaged over
+    The index of the month `offsets[k]` months after the window's first forecast month (negative: a
+    context month) is the ratio of its calendar month to its year's mean, averaged over
     every complete year (SEASON consecutive observed months with a positive mean) that ends before the
     window's first forecast month (padded position `starts`), so it never reads a month at or after the
     forecast origin. With two years or more it is shrunk towards 1 by how much of its spread over the
@@ -357,8 +360,26 @@ def seasonal_profile(
     index = total / np.maximum(count, 1)
     spread = (squares - count * index**2) / np.maximum(count - 1, 1)  # the years' variance per month
     index = 1 + (index - 1) * shrink(index, spread / np.maximum(count, 1), count)[..., None]
-    steps = np.arange(horizon) % SEASON
-    return index[..., steps], count[..., steps] > 0
+    phase = np.asarray(offsets) % SEASON
+    return index[..., phase], count[..., phase] > 0
+
+
+def recent_level(scaled: np.ndarray, observed: np.ndarray, index: np.ndarray, smoothing: float) -> np.ndarray:
+    """f64[S,O]: the level of a context's latest months, in units of its mean level.
+
+    Each observed context month f64[S,O,C] (revenue / the window's level) is divided by its profile
+    index f64[S,O,C] and weighted (1 - smoothing)^age, age 0 being the last context month: an
+    exponentially weighted level, as in simple exponential smoothing; 0 weighs every month alike. Months
+    without a usable index are left out, a context without any gives 1, and the result is bounded to
+    RECENT_BOUNDS.
+    """
+    usable = observed & (index > INDEX_FLOOR)
+    age = np.arange(scaled.shape[-1])[::-1]
+    weight = np.where(usable, (1.0 - smoothing) ** age, 0.0)
+    deseasonalised = np.where(usable, scaled / np.where(usable, index, 1.0), 0.0)
+    total = weight.sum(-1)
+    level = np.where(total > 0, (weight * deseasonalised).sum(-1) / np.where(total > 0, total, 1.0), 1.0)
+    return np.clip(level, *RECENT_BOUNDS)
 
 
 def shrink(index: np.ndarray, noise: np.ndarray, count: np.ndarray) -> np.ndarray:
@@ -412,6 +433,7 @@ def make_windows(
     context: int,
     horizon: int,
     require_target: bool,
+    smoothing: float = 0.0,
     covariates: np.ndarray | None = None,
 ) -> Windows:
     """Cut windows from f64[S,Th] revenue at each origin (index of the first forecast month).
@@ -421,7 +443,8 @@ def make_windows(
     every context and horizon step standardised by the scaler. Months
     before the history are padded and flagged unobserved; targets after it are masked, so nothing
     beyond `history` can reach a window. With `require_target` (training), windows without any target
-    or without any observed context month are dropped.
+    or without any observed context month are dropped. With the profile reference, `smoothing` is the
+    weight of the latest context months in the level the profile is scaled to (`recent_level`).
     """
     s, _ = history.shape
     width = context + horizon
@@ -434,7 +457,10 @@ def make_windows(
     level = window_level(v[..., :context], obs, scaler)
     ref, taken = seasonal_reference(v[..., :context], obs, level, horizon, scaler)
     if scaler.reference == "profile" and scaler.seasonal_seen:
-        index, complete = seasonal_profile(values, avail, np.asarray(origins) + context, horizon)
+        starts = np.asarray(origins) + context
+        index, complete = seasonal_profile(values, avail, starts, np.arange(-context, horizon))
+        recent = recent_level(v[..., :context] / level[..., None], obs, index[..., :context], smoothing)
+        index, complete = index[..., context:] * recent[..., None], complete[..., context:]
         ref, taken = np.where(complete, index, ref), complete | taken
     hor = np.zeros((*v.shape[:2], horizon))
     parts = [

@@ -370,6 +370,7 @@ def _model_windows(
 ) -> Windows:
     """`make_windows` at the model's context and horizon; `training` is its `require_target`."""
     shape = {"context": model_cfg.context, "horizon": model_cfg.horizon, "require_target": training}
+    shape |= {"smoothing": model_cfg.level_smoothing}
     return make_windows(
         history, available, calendar, scaler, store, category, origins, **shape, covariates=covariates
     )

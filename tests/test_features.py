@@ -255,12 +255,70 @@ def test_the_profile_never_reads_the_origin_or_later_months():
     ids = np.zeros(2, int)
     windows = [
         features.make_windows(
-            h, available, cal, scaler, ids, ids, np.array([30]), context=12, horizon=2, require_target=False
+            h,
+            available,
+            cal,
+            scaler,
+            ids,
+            ids,
+            np.array([30]),
+            context=12,
+            horizon=2,
+            require_target=False,
+            smoothing=0.3,
         )
         for h in (history, poisoned)
     ]
     np.testing.assert_array_equal(windows[0].reference, windows[1].reference)
     np.testing.assert_array_equal(windows[0].x[:, :12], windows[1].x[:, :12])
+
+
+def test_the_recent_level_weighs_the_deseasonalised_context_months_by_their_age():
+    index = np.tile([0.5, 1.5], 6)[None, None]  # f[S=1,O=1,C=12]
+    path = np.r_[np.ones(9), 1.6, 1.6, 1.6]  # the level rose by 60% in the last three months
+    observed = np.ones_like(index, bool)
+    observed[..., 4] = False  # an unobserved month does not count, whatever it holds
+    scaled = index * path / path.mean()
+    scaled[..., 4] = 100.0
+    for smoothing in (0.0, 0.3):
+        weight = np.where(observed[0, 0], (1 - smoothing) ** np.arange(12)[::-1], 0.0)
+        expected = (weight * path).sum() / weight.sum() / path.mean()
+        got = features.recent_level(scaled, observed, index, smoothing)
+        np.testing.assert_allclose(got, [[expected]], rtol=1e-12)
+    assert features.recent_level(scaled, observed, index, 0.3) > features.recent_level(
+        scaled, observed, index, 0.0
+    )
+    assert features.recent_level(10 * scaled, observed, index, 0.3) == features.RECENT_BOUNDS[1]
+    nothing = features.recent_level(scaled, observed, np.full_like(index, features.INDEX_FLOOR / 2), 0.3)
+    np.testing.assert_array_equal(nothing, [[1.0]])  # no month with a usable index: the mean level
+
+
+def test_a_profile_window_follows_a_recent_jump_in_level_by_its_smoothing():
+    season = 1 + 0.3 * np.sin(np.arange(12))
+    history = 100 * np.tile(season, 3)[None]
+    history[0, -3:] *= 1.6  # the last three months before the origin jumped
+    available = np.ones_like(history, bool)
+    cal = np.zeros((12 + 36 + 2, N_CALENDAR), np.float32)
+    scaler = features.Scaler.fit(history, available, "profile")
+    ids, origin = np.zeros(1, int), np.array([36])
+    refs = {
+        a: features.make_windows(
+            history,
+            available,
+            cal,
+            scaler,
+            ids,
+            ids,
+            origin,
+            context=12,
+            horizon=2,
+            require_target=False,
+            smoothing=a,
+        ).reference[0]
+        for a in (0.0, 0.3, 0.6)
+    }
+    assert refs[0.0][0] < refs[0.3][0] < refs[0.6][0]  # more weight on the latest months: a higher level
+    np.testing.assert_allclose(refs[0.3] / refs[0.0], refs[0.3][0] / refs[0.0][0])  # one factor per window
 
 
 def test_without_a_complete_year_the_profile_is_last_year_s_month():

@@ -51,6 +51,7 @@ def small_config(reference: str = "seasonal") -> ModelConfig:
         context=5,
         horizon=3,
         reference=reference,
+        level_smoothing=0.3,
         hidden_size=6,
         num_layers=2,
         dropout=0.3,

@@ -141,8 +141,15 @@ def _weight_method(m) -> str:
     """The hold-out weight of the network against its reference; nothing with `reference: mean`."""
     if m.reference == "mean":
         return ""
+    level = (
+        f", the seasonal profile times the context's deseasonalised level, each month weighted "
+        f"(1 - {m.level_smoothing:g})^age (`model.level_smoothing`)"
+        if m.reference == "profile"
+        else ""
+    )
     return (
-        f" The same hold-out weighs the network against its reference (`model.reference: {m.reference}`): "
+        f" The same hold-out weighs the network against its reference "
+        f"(`model.reference: {m.reference}`{level}): "
         "the point forecast is reference + w x (network - reference), with the w in 0, 0.25, 0.5, 0.75, 1 "
         "of least hold-out error, and every quantile moves with the point (`reports/train/metrics.json`: "
         "`weight`)."
