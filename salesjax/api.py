@@ -31,7 +31,7 @@ HISTORY = "history.parquet"  # in a model directory: the months `predict` starts
 
 @dataclasses.dataclass(frozen=True)
 class Forecaster:
-    """A trained LSTM forecaster (K members) and the last model.context months it forecasts from."""
+    """A trained LSTM forecaster (K members) and the months it forecasts from (`forecast.history_months`)."""
 
     saved: checkpoint.Saved  # with `trained_on`: the series by name
     history: forecast.History | None  # None: read from a directory without one; give it `with_data`
@@ -46,7 +46,9 @@ class Forecaster:
         if self.history is None:
             raise SalesjaxError(f"{self.name} has no history to forecast from: give it one by with_data(df)")
         months = forecast.check_months(months, self.saved.model_cfg.horizon)
-        keep, lines = forecast.silent_series(self.history, self.saved.trained_on)
+        keep, lines = forecast.silent_series(
+            self.history, self.saved.trained_on, self.saved.model_cfg.context
+        )
         _say(lines)
         first = self.history.months[-1] + 1
         future = self._future(covariates, first, months, keep)
@@ -69,7 +71,7 @@ class Forecaster:
         )
 
     def with_data(self, df: pd.DataFrame) -> "Forecaster":
-        """This model forecasting from the last model.context months of long rows `df`; not retrained.
+        """This model forecasting from long rows `df` (`forecast.history_months` of them); not retrained.
 
         Series (and stores, categories) the model was not trained on are named in a printed message and
         skipped; none known at all is an error.
@@ -79,7 +81,8 @@ class Forecaster:
         _say(forecast.unknown_series(frame, trained_on))
         if frame.merge(forecast.series_names(trained_on), on=KEYS).empty:
             raise SalesjaxError(f"no series of the data is one {self.name} was trained on")
-        history = forecast.window(frame, trained_on, self.saved.model_cfg.context, self.saved.covariates)
+        length = forecast.history_months(self.saved.model_cfg)
+        history = forecast.window(frame, trained_on, length, self.saved.covariates)
         return dataclasses.replace(self, history=history)
 
     def save(self, directory: str | Path) -> None:
@@ -198,5 +201,5 @@ def fit(df: pd.DataFrame, config: Config, *, members: int | None = None, name: s
     warn_constant_covariates(frame[list(names)], span, "fit")
     seeds = [config.train.seed + k for k in range(members or config.train.ensemble_size)]
     saved = train_saved(forecast.dense_panel(frame, names), config, seeds)
-    history = forecast.window(frame, saved.trained_on, config.model.context, names)
+    history = forecast.window(frame, saved.trained_on, forecast.history_months(config.model), names)
     return Forecaster(saved, history, name)

@@ -239,10 +239,10 @@ FORECAST_HELP = """DVC stage: refit the LSTMs on all observed months and forecas
 baselines that the forecast-baselines stage fitted on the same months.
 
 With --model: forecast the panel --data (.csv/.parquet: month, store, category, revenue) with a saved
-model directory (e.g. artifacts/forecast/models/lstm_ensemble), without retraining, from the panel's
-last model.context months into --out; series the model was not trained on are named and skipped. A
-model with covariates reads them from the panel's columns and their forecast-month values from
---covariates (month, store, category + the covariates)."""
+model directory (e.g. artifacts/forecast/models/lstm_ensemble), without retraining, into --out (from
+every month of the panel with model.reference profile, else its last model.context months); series the
+model was not trained on are named and skipped. A model with covariates reads them from the panel's
+columns and their forecast-month values from --covariates (month, store, category + the covariates)."""
 
 
 def _forecast_arguments(parser: argparse.ArgumentParser) -> None:

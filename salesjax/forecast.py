@@ -156,19 +156,25 @@ def unknown_series(frame: pd.DataFrame, trained_on: TrainedOn) -> list[str]:
     return lines
 
 
+def history_months(model_cfg) -> int | None:
+    """How many of the last months a forecast reads: its context, or every month with the profile
+    reference, whose seasonal index averages every complete year before the context (as in training)."""
+    return None if model_cfg.reference == "profile" else model_cfg.context
+
+
 def window(
-    frame: pd.DataFrame, trained_on: TrainedOn, context: int, covariates: tuple[str, ...] = ()
+    frame: pd.DataFrame, trained_on: TrainedOn, length: int | None, covariates: tuple[str, ...] = ()
 ) -> History:
-    """The last `context` months of validated long rows (up to the frame's last month) on the model's series.
+    """The last `length` months (None: all) of validated long rows on the model's series.
 
     Rows of series the model does not know are left out (`unknown_series` says which); a model series
     without a row in a month is unavailable there (and its `covariates`, columns of `frame`, unknown).
     """
     last = frame["month"].max()
-    months = pd.period_range(last - (context - 1), last, freq="M")
+    months = pd.period_range(frame["month"].min() if length is None else last - (length - 1), last, freq="M")
     keys = series_names(trained_on).reset_index(names="series")
     rows = frame[frame["month"] >= months[0]].merge(keys, on=KEYS)
-    return History(months, *_cells(rows, months[0], (len(keys), context), covariates))
+    return History(months, *_cells(rows, months[0], (len(keys), len(months)), covariates))
 
 
 def future_covariates(
@@ -321,12 +327,12 @@ def baseline_table(fc: evaluate.Forecast, trained_on: TrainedOn, keep: np.ndarra
     return table(fc, fc.median(), trained_on, keep, first_month, model)
 
 
-def silent_series(history: History, trained_on: TrainedOn) -> tuple[np.ndarray, list[str]]:
-    """(bool[S] series with an observed month in the window, a message naming the others or none)."""
-    keep = history.available.any(axis=1)
+def silent_series(history: History, trained_on: TrainedOn, context: int) -> tuple[np.ndarray, list[str]]:
+    """(bool[S] series with an observed month in the last `context` months, a message naming the others)."""
+    keep = history.available[:, -context:].any(axis=1)
     if keep.all():
         return keep, []
     names = series_names(trained_on)[~keep]
     labels = [f"{s} / {c}" for s, c in names.itertuples(index=False)]
-    span = f"{history.months[0]}..{history.months[-1]}"
+    span = f"{history.months[-context:][0]}..{history.months[-1]}"
     return keep, [f"{len(labels)} series have no revenue in {span} and are not forecast: {_listed(labels)}"]

@@ -87,7 +87,7 @@ def run_forecast_baselines(cfg: Config) -> None:
 
 def baseline_tables(cfg: Config, model: api.Forecaster, months: int) -> list[pd.DataFrame]:
     """Each saved baseline's tidy table (`run_forecast_baselines`), over the series `model` forecasts."""
-    keep, _ = forecast.silent_series(model.history, model.saved.trained_on)
+    keep, _ = forecast.silent_series(model.history, model.saved.trained_on, model.saved.model_cfg.context)
     shape = (len(keep), months, len(cfg.model.quantiles))
     saved, fits = artifacts.read(BASELINE_FITS, "forecast_baselines", lambda path: _read_fits(path, shape))
     first = model.history.months[-1] + 1
@@ -134,7 +134,8 @@ def future_covariates(cfg: Config, frame: pd.DataFrame, months: int) -> pd.DataF
         )
     future = read_table(Path(cfg.forecast.covariates_path))
     trained_on = checkpoint.TrainedOn.of(forecast.dense_panel(frame), first, first)
-    keep, _ = forecast.silent_series(forecast.window(frame, trained_on, cfg.model.context), trained_on)
+    context = cfg.model.context
+    keep, _ = forecast.silent_series(forecast.window(frame, trained_on, context), trained_on, context)
     forecast.future_covariates(future, trained_on, names, first, months, keep, "forecast.covariates_path")
     return future
 

@@ -256,6 +256,17 @@ def test_a_panel_of_unknown_series_only_is_refused(stage, capsys):
     assert "no series of the data is one lstm_ensemble was trained on" in capsys.readouterr().err
 
 
+def test_the_forecast_reads_the_profile_s_complete_years_before_its_context(stage):
+    root, table = stage
+    panel = pd.read_csv(root / "panel.csv")
+    ensemble = table[table["model"] == "lstm_ensemble"].reset_index(drop=True)
+    code, out = apply(root, panel[panel["month"] >= "2019-10"], "context_only.parquet")  # 6 months
+    assert code == 0
+    assert not np.allclose(out["q0.5"], ensemble["q0.5"])  # without the years before it, another profile
+    code, again = apply(root, panel, "again.parquet")
+    pd.testing.assert_frame_equal(again, ensemble)  # the saved model's history holds every month
+
+
 def test_a_series_silent_in_the_window_is_left_out(stage, capsys):
     root, _ = stage
     panel = pd.read_csv(root / "panel.csv")
