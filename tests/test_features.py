@@ -244,6 +244,9 @@ def test_a_profile_the_years_disagree_on_is_shrunk_towards_the_level():
     np.testing.assert_allclose(w.reference[0], raw, atol=0.02)  # a strong season is kept
 
 
+PROFILE_WINDOW = {"context": 12, "horizon": 2, "require_target": False, "smoothing": 0.3}
+
+
 def test_the_profile_never_reads_the_origin_or_later_months():
     rng = np.random.default_rng(1)
     history = rng.uniform(50, 150, (2, 40))
@@ -254,19 +257,7 @@ def test_the_profile_never_reads_the_origin_or_later_months():
     cal = np.zeros((12 + 40 + 2, N_CALENDAR), np.float32)
     ids = np.zeros(2, int)
     windows = [
-        features.make_windows(
-            h,
-            available,
-            cal,
-            scaler,
-            ids,
-            ids,
-            np.array([30]),
-            context=12,
-            horizon=2,
-            require_target=False,
-            smoothing=0.3,
-        )
+        features.make_windows(h, available, cal, scaler, ids, ids, np.array([30]), **PROFILE_WINDOW)
         for h in (history, poisoned)
     ]
     np.testing.assert_array_equal(windows[0].reference, windows[1].reference)
@@ -303,17 +294,7 @@ def test_a_profile_window_follows_a_recent_jump_in_level_by_its_smoothing():
     ids, origin = np.zeros(1, int), np.array([36])
     refs = {
         a: features.make_windows(
-            history,
-            available,
-            cal,
-            scaler,
-            ids,
-            ids,
-            origin,
-            context=12,
-            horizon=2,
-            require_target=False,
-            smoothing=a,
+            history, available, cal, scaler, ids, ids, origin, **PROFILE_WINDOW | {"smoothing": a}
         ).reference[0]
         for a in (0.0, 0.3, 0.6)
     }
