@@ -2,13 +2,16 @@
 
     uv run python benchmarks/accuracy.py [--quick] [--out benchmarks/accuracy.json]
     uv run python benchmarks/accuracy.py --table [--out benchmarks/accuracy.json]
+    uv run python benchmarks/accuracy.py --set model.dropout=0.4 --baselines-from A.json --out B.json
 
 A benchmark, not a test: it measures, it asserts nothing. Every panel goes through the package's own
 public functions, the ones the pipeline uses: `schema.validate_*` and `build_panel` as in
 `stages.prepare`, `Panel.from_frame` and `features.monthly_calendar` as in `stages.load_prepared`, and
 per origin `backtest.baseline_forecasts`, `backtest.lstm_forecasts` and `evaluate.score_levels`. The
 config is params.yaml untouched except the split months of the origin and the input format (see
-`origin_config`); nothing is tuned. benchmarks/ACCURACY.md describes the panels and protocols.
+`origin_config`); nothing is tuned. `--set section.key=value` measures a change of the defaults the way
+`dvc exp run -S` makes it (recorded in the JSON's `overrides`). benchmarks/ACCURACY.md describes the
+panels and protocols.
 
 Each panel runs in a fresh spawned process: the baselines fork worker processes, which must happen
 before the JAX runtime starts (as in `backtest.run_backtest`), and the next panel starts clean. The
@@ -31,13 +34,15 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from salesjax import backtest, evaluate, features
 from salesjax.baselines import BASELINES
-from salesjax.config import Config, SplitConfig, calendar_months, load_config
+from salesjax.config import Config, SplitConfig, calendar_months, merge, parse_config
 from salesjax.data import simulate
 from salesjax.data.panel import KEYS, Panel, build_panel, monthly_revenue
 from salesjax.data.schema import read_table, validate_panel, validate_transactions
+from salesjax.errors import SalesjaxError
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"  # in CI the shared/ folder sits beside the repository
@@ -49,6 +54,7 @@ KINDS = ("trend_season", "season", "trend", "level")  # synthetic kinds; "mixed"
 SYNTHETIC_MONTHS = pd.period_range("2010-01", "2019-12", freq="M")  # 96 training + 2 x 12 test months
 SYNTHETIC_ORIGINS = ("2018-01", "2019-01")
 LEVELS = ("store_category", "store", "category", "total")  # bottom level first
+LSTM_SECTIONS = {"model", "train", "backtest"}  # params that --baselines-from may reuse baselines across
 METRICS = ("mase", "mae", "rmse", "wape", "smape", "bias", "pinball", "coverage_80", "mase_series_excluded")
 
 
@@ -83,6 +89,28 @@ class Prepared(NamedTuple):
     counts: dict[str, int]  # build_panel's series counts
 
 
+def overrides(settings: list[str]) -> dict:
+    """Nested params overrides from `section.key=value` strings (values parsed as YAML, as `dvc exp -S`)."""
+    out: dict = {}
+    for setting in settings:
+        path, sep, value = setting.partition("=")
+        keys = path.split(".")
+        if not sep or not all(keys):
+            raise SalesjaxError(f"--set {setting}: expected section.key=value, e.g. model.dropout=0.4")
+        out = merge(out, {keys[0]: _nested(keys[1:], yaml.safe_load(value))})
+    return out
+
+
+def _nested(keys: list[str], value: object) -> object:
+    """{k1: {k2: ... value}} for keys [k1, k2, ...]; `value` itself for no keys."""
+    return {keys[0]: _nested(keys[1:], value)} if keys else value
+
+
+def suite_config(changes: dict) -> Config:
+    """params.yaml with `changes` (from `overrides`) applied and validated as the pipeline validates it."""
+    return parse_config(merge(yaml.safe_load((ROOT / "params.yaml").read_text()), changes))
+
+
 def full_cases() -> list[Case]:
     """Every panel x protocol of the suite, smallest first, so partial results arrive early."""
     real = [
@@ -107,7 +135,7 @@ def quick_cases() -> list[Case]:
 
 def panel_rows(frame: pd.DataFrame) -> pd.DataFrame:
     """The valid rows of a raw panel (month, store, category, revenue), as `stages.prepare` keeps them."""
-    return validate_panel(frame, load_config(ROOT / "params.yaml").data.panel_columns).kept
+    return validate_panel(frame, suite_config({}).data.panel_columns).kept
 
 
 def synthetic_revenue(rng: np.random.Generator, kinds: np.ndarray, store, category) -> np.ndarray:
@@ -153,7 +181,7 @@ def synthetic_frame(kind: str, size: int) -> pd.DataFrame:
 
 def simulator_source() -> Source:
     """The project's default dataset (simulator seed 0), aggregated as `stages.prepare` aggregates it."""
-    data = load_config(ROOT / "params.yaml").data
+    data = suite_config({}).data
     worlds = [
         monthly_revenue(
             validate_transactions(
@@ -292,13 +320,14 @@ def merged(first: dict, second: dict) -> dict:
     return {w: {lv: first[w][lv] | second[w][lv] for lv in first[w]} for w in first}
 
 
-def run_case(case: Case, saved: dict[str, dict] | None = None) -> dict:
+def run_case(case: Case, saved: dict[str, dict] | None = None, changes: dict | None = None) -> dict:
     """Baselines at every origin first (they fork), then the LSTMs; scores per origin and their mean.
 
     `saved` ({origin: scores}) holds the baselines' scores of an earlier run of the same panel: they are
-    deterministic and independent of the LSTMs, so they are reused instead of refitted.
+    deterministic and independent of the LSTMs, so they are reused instead of refitted. `changes` are
+    params overrides (`overrides`).
     """
-    base = load_config(ROOT / "params.yaml")
+    base = suite_config(changes or {})
     source = load_source(case)
     prepared = [prepare(base, source, o, PROTOCOLS[case.protocol]) for o in case.origins]
     fitted = [
@@ -317,9 +346,10 @@ def run_case(case: Case, saved: dict[str, dict] | None = None) -> dict:
     }
 
 
-def suite_info(quick: bool) -> dict:
-    """What every panel shares: the commit, the protocol constants and the defaults that matter."""
-    cfg = load_config(ROOT / "params.yaml")
+def suite_info(quick: bool, changes: dict) -> dict:
+    """What every panel shares: the commit, the protocol constants, the overrides and the defaults that
+    matter."""
+    cfg = suite_config(changes)
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
     return {
         "quick": quick,
@@ -328,11 +358,12 @@ def suite_info(quick: bool) -> dict:
         "protocols": PROTOCOLS,
         "season_length": cfg.evaluate.season_length,
         "ensemble_size": cfg.backtest.ensemble_size,
+        "overrides": changes,
         "metric": "MASE: mean over series of test MAE / in-sample seasonal-naive MAE (metrics.mase)",
     }
 
 
-def run_one(case: Case, saved: dict) -> dict:
+def run_one(case: Case, saved: dict, changes: dict) -> dict:
     """Run one case in a fresh spawned process; the record carries its wall seconds or its error."""
     start = time.perf_counter()
     record = case._asdict() | {"name": case.name, "train_months": PROTOCOLS[case.protocol]}
@@ -343,23 +374,24 @@ def run_one(case: Case, saved: dict) -> dict:
     record["baselines_reused"] = reused
     try:
         with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-            record |= pool.submit(run_case, case, mine if reused else None).result()
+            record |= pool.submit(run_case, case, mine if reused else None, changes).result()
     except Exception as exc:  # a benchmark keeps going: the failure is recorded and shown in the table
         record["error"] = f"{type(exc).__name__}: {exc}"
     return record | {"seconds": round(time.perf_counter() - start, 1)}
 
 
-def run_suite(cases: list[Case], out: Path, quick: bool, baselines_from: list[Path]) -> dict:
-    """Run every case in turn, rewriting `out` after each; the whole results object."""
+def run_suite(cases: list[Case], out: Path, quick: bool, baselines_from: list[Path], changes: dict) -> dict:
+    """Run every case in turn with params overrides `changes`, rewriting `out` after each; the whole
+    results object."""
     saved = saved_baseline_scores(baselines_from)
     results = {
-        "suite": suite_info(quick) | {"baselines_from": [str(p) for p in baselines_from]},
+        "suite": suite_info(quick, changes) | {"baselines_from": [str(p) for p in baselines_from]},
         "panels": [],
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     for i, case in enumerate(cases, start=1):
         print(f"accuracy [{i}/{len(cases)}] {case.name} {case.protocol} {','.join(case.origins)}", flush=True)
-        results["panels"].append(run_one(case, saved))
+        results["panels"].append(run_one(case, saved, changes))
         out.write_text(json.dumps(results, indent=1) + "\n")
         print(f"accuracy [{i}/{len(cases)}] {summary_line(results['panels'][-1])}", flush=True)
     return results
@@ -409,18 +441,27 @@ def render(results: dict) -> str:
         sections.append(f"### MASE at level {level}\n\n" + "\n".join(lines))
     suite, seconds = results["suite"], sum(r["seconds"] for r in results["panels"])
     run = f"{'--quick' if suite['quick'] else 'full'} run at commit {(suite['commit'] or '?')[:10]}"
+    if changes := suite.get("overrides"):  # JSONs written before --set have none
+        run += " with " + json.dumps(changes)
     return "\n\n".join(sections) + f"\n\n{len(results['panels'])} panels, {run}, {seconds:.0f} s in all.\n"
 
 
-def check_inputs(cases: list[Case]) -> None:
-    """Exit with one line when a real panel's file is missing or the model forecasts too few months."""
+def check_inputs(cases: list[Case], changes: dict, reuse: bool) -> None:
+    """Exit with one line when a real panel's file is missing, the model forecasts too few months, an
+    override is not a valid params value, or reused baselines would not match overridden data."""
     missing = sorted(
         {str(DATA / REAL_FILES[c.source]) for c in cases if c.source in REAL_FILES}
         - {str(p) for p in DATA.glob("*.csv")}
     )
     if missing:
         sys.exit(f"accuracy: {missing[0]} not found (the shared/ folder must sit beside the repository)")
-    if (horizon := load_config(ROOT / "params.yaml").model.horizon) < TEST_MONTHS:
+    if reuse and (other := sorted(set(changes) - LSTM_SECTIONS)):
+        sys.exit(f"accuracy: --set {other[0]}.* changes the baselines' input; drop --baselines-from")
+    try:
+        horizon = suite_config(changes).model.horizon
+    except SalesjaxError as exc:
+        sys.exit(f"accuracy: {exc}")
+    if horizon < TEST_MONTHS:
         sys.exit(f"accuracy: model.horizon {horizon} is below the protocol's {TEST_MONTHS} test months")
 
 
@@ -438,15 +479,26 @@ def main() -> None:
         default=[],
         help="reuse the baselines' scores of these earlier JSONs where they have the panel and origin",
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override a params.yaml value (repeatable), as `dvc exp run -S` does",
+    )
     args = parser.parse_args()
     if args.table:
         print(render(json.loads(args.out.read_text())))
         return
     cases = quick_cases() if args.quick else full_cases()
     cases = [c for c in cases if args.max_series is None or c.size <= args.max_series]
-    check_inputs(cases)
+    try:
+        changes = overrides(args.set)
+    except SalesjaxError as exc:
+        sys.exit(f"accuracy: {exc}")
+    check_inputs(cases, changes, bool(args.baselines_from))
     os.environ.setdefault("TQDM_DISABLE", "1")  # the training progress bars would drown the progress lines
-    results = run_suite(cases, args.out, args.quick, args.baselines_from)
+    results = run_suite(cases, args.out, args.quick, args.baselines_from, changes)
     print(render(results))
 
 
