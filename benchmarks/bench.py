@@ -89,6 +89,7 @@ class BenchShape:
             horizon=self.horizon,
             reference=self.reference,
             level_smoothing=self.level_smoothing,
+            combine="none",  # a train step never fits AutoETS
             hidden_size=self.hidden,
             num_layers=self.num_layers,
             dropout=self.dropout,

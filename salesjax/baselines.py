@@ -50,15 +50,16 @@ SCHEDULER = "SALESJAX_DASK_SCHEDULER"
 TASKS_PER_WORKER = 4  # blocks of series per worker thread: fit times vary, small blocks balance the load
 
 
-def make_models(season_length: int) -> list:
-    """The statsforecast models of BASELINES, in that order, each aliased by its baseline name."""
-    return [
+def make_models(season_length: int, names: tuple[str, ...] = BASELINES) -> list:
+    """The statsforecast models of `names` (of BASELINES), in BASELINES order, each aliased by its name."""
+    models = [
         Naive(alias="naive"),
         SeasonalNaive(season_length, alias="seasonal_naive"),
         AutoETS(season_length=season_length, alias="ets"),
         AutoARIMA(season_length=season_length, alias="arima"),
         AutoTheta(season_length=season_length, alias="theta"),
     ]
+    return [model for model in models if model.alias in names]
 
 
 def _level(q: float) -> int | float:
@@ -99,13 +100,18 @@ def _constant_forecast(history: np.ndarray, history_mask: np.ndarray, horizon: i
 
 
 def _forecast(
-    df: pd.DataFrame, steps: int, season_length: int, levels: list[int | float], n_jobs: int = 1
+    df: pd.DataFrame,
+    steps: int,
+    season_length: int,
+    levels: list[int | float],
+    n_jobs: int = 1,
+    names: tuple[str, ...] = BASELINES,
 ) -> pd.DataFrame:
-    """statsforecast's forecast frame, `steps` months past each series' end, for the rows of `df`."""
-    progress = logger.isEnabledFor(logging.INFO)  # statsforecast's bar, hidden by `salesjax -q`
-    sf = StatsForecast(
-        models=make_models(season_length), freq=1, n_jobs=n_jobs, fallback_model=Naive(), verbose=progress
-    )
+    """statsforecast's forecast frame of `names`, `steps` months past each series' end, for `df`'s rows."""
+    # statsforecast's bar, hidden by `salesjax -q`, and for a subset (the LSTMs' own AutoETS fit)
+    progress = names == BASELINES and logger.isEnabledFor(logging.INFO)
+    models = make_models(season_length, names)
+    sf = StatsForecast(models=models, freq=1, n_jobs=n_jobs, fallback_model=Naive(), verbose=progress)
     # On short series AutoETS tries candidates with 0 residual degrees of freedom (a divide-by-zero
     # warning); a non-finite forecast that results is replaced by Naive in _apply_fallbacks.
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -145,14 +151,20 @@ def dask_client(n_workers: int) -> Iterator[Client]:
 
 
 def _forecast_on_dask(
-    df: pd.DataFrame, steps: int, season_length: int, levels: list[int | float], n_workers: int
+    df: pd.DataFrame,
+    steps: int,
+    season_length: int,
+    levels: list[int | float],
+    n_workers: int,
+    names: tuple[str, ...] = BASELINES,
 ) -> pd.DataFrame:
     """`_forecast` of blocks of whole series on the workers of `dask_client(n_workers)`, concatenated."""
     with dask_client(n_workers) as client:
         ids = df["unique_id"].unique()
         n_tasks = min(len(ids), TASKS_PER_WORKER * sum(client.nthreads().values()))
         blocks = [df[df["unique_id"].isin(part)] for part in np.array_split(ids, n_tasks)]
-        tasks = client.map(_forecast, blocks, steps=steps, season_length=season_length, levels=levels)
+        options = {"steps": steps, "season_length": season_length, "levels": levels, "names": names}
+        tasks = client.map(_forecast, blocks, **options)
         return pd.concat(client.gather(tasks), ignore_index=True)
 
 
@@ -165,17 +177,18 @@ def _fit_predict(
     levels: list[int | float],
     n_jobs: int = 1,
     engine: str = "local",
+    names: tuple[str, ...] = BASELINES,
 ) -> pd.DataFrame:
-    """statsforecast forecast frame for series `rows`, covering months T..T+H-1 of each."""
+    """statsforecast forecast frame of `names` for series `rows`, covering months T..T+H-1 of each."""
     frames = [_series_frame(s, history[s], history_mask[s]) for s in rows]
     last = np.array([f["ds"].iat[-1] for f in frames])
     n_months = history.shape[1]
     steps = horizon + int((n_months - 1 - last).max())
     df = pd.concat(frames, ignore_index=True)
     if engine == "dask":
-        fc = _forecast_on_dask(df, steps, season_length, levels, n_jobs)
+        fc = _forecast_on_dask(df, steps, season_length, levels, n_jobs, names)
     else:
-        fc = _forecast(df, steps, season_length, levels, n_jobs)
+        fc = _forecast(df, steps, season_length, levels, n_jobs, names)
     return fc[(fc["ds"] >= n_months) & (fc["ds"] < n_months + horizon)]
 
 
@@ -194,8 +207,11 @@ def forecast_baselines(
     quantiles: tuple[float, ...],
     n_jobs: int = 1,
     engine: str = "local",
+    names: tuple[str, ...] = BASELINES,
 ) -> dict[str, np.ndarray]:
     """Each baseline's f64[S,H,Q] forecast (revenue, >= 0) from history f[S,T], mask bool[S,T].
+
+    `names` (of BASELINES, "naive" among them: it is the fallback) limits the fits to those baselines.
 
     `n_jobs` > 1 fits the series in that many forked worker processes (the same per-series fits, so
     the same forecasts); fork before the JAX runtime starts in the process, never after. `engine`
@@ -203,20 +219,22 @@ def forecast_baselines(
     """
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+    if "naive" not in names or not set(names) <= set(BASELINES):
+        raise ValueError(f"names must be of {BASELINES} and hold 'naive', got {names}")
     levels, suffixes = quantile_columns(quantiles)
     n_series, n_months = history.shape
     constant = _constant_rows(history, history_mask)
     base = _constant_forecast(history, history_mask, horizon, len(quantiles))
-    out = {name: base.copy() for name in BASELINES}
+    out = {name: base.copy() for name in names}
     rows = np.flatnonzero(~constant)
     if rows.size:
-        fc = _fit_predict(history, history_mask, rows, horizon, season_length, levels, n_jobs, engine)
-        for name in BASELINES:
+        fc = _fit_predict(history, history_mask, rows, horizon, season_length, levels, n_jobs, engine, names)
+        for name in names:
             for k, suffix in enumerate(suffixes):
                 column = _to_array(fc, name + suffix, n_series, n_months, horizon)
                 out[name][rows, :, k] = column[rows]
         _apply_fallbacks(out, history_mask, rows, season_length)
-    return {name: np.sort(np.clip(out[name], 0.0, None), axis=-1) for name in BASELINES}
+    return {name: np.sort(np.clip(out[name], 0.0, None), axis=-1) for name in names}
 
 
 def _apply_fallbacks(
@@ -226,8 +244,15 @@ def _apply_fallbacks(
     observed = history_mask[rows]
     first = np.argmax(observed, axis=1)
     last = observed.shape[1] - 1 - np.argmax(observed[:, ::-1], axis=1)
-    short = rows[last - first + 1 <= season_length]
-    out["seasonal_naive"][short] = out["naive"][short]
-    for name in BASELINES:
+    if "seasonal_naive" in out:
+        short = rows[last - first + 1 <= season_length]
+        out["seasonal_naive"][short] = out["naive"][short]
+    for name in out:
         bad = rows[~np.isfinite(out[name][rows]).all(axis=(1, 2))]
         out[name][bad] = out["naive"][bad]
+
+
+def ets_point(history: np.ndarray, history_mask: np.ndarray, horizon: int, season_length: int) -> np.ndarray:
+    """f64[S,H] AutoETS's point forecast (revenue, >= 0) from history f[S,T], with the fallbacks above."""
+    fits = forecast_baselines(history, history_mask, horizon, season_length, (0.5,), names=("naive", "ets"))
+    return fits["ets"][..., 0]

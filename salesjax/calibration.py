@@ -12,7 +12,13 @@ The hold-out also weighs the network against its own reference (the seasonal pro
 level): the point forecast is reference + weight x (network - reference), with the weight in WEIGHTS that
 has the least absolute error on the hold-out months (`choose_weight`). On a panel where what the network
 learned does not carry over to months it never saw, the weight falls, and the forecast moves towards its
-reference; every quantile moves with the point. Pure numpy; no file IO.
+reference; every quantile moves with the point. With `model.combine: ets` a second weight, chosen the
+same way on the hold-out's first origin, weighs that blend against AutoETS's point forecast from the
+same months (w x blend + (1 - w) x ETS): a forecast combination that falls back to ETS where the hold-out
+says the network does worse. Only where the months before the hold-out hold two seasons
+(ETS_MIN_MONTHS): with fewer, AutoETS has no season to fit (its seasonal states start from a
+decomposition of two seasons) and the hold-out would weigh a flat forecast against a seasonal one.
+Pure numpy; no file IO.
 """
 
 import numpy as np
@@ -22,6 +28,8 @@ from salesjax import metrics
 UPPER_LEVELS = ("total", "store", "category")
 WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)  # candidate weights of the network against its reference
 WEIGHT = "weight"  # the calibration's key of the chosen weight (a one-element list, as the offsets are lists)
+ETS_WEIGHT = "ets_weight"  # the key of the blend's chosen weight against AutoETS (`model.combine: ets`)
+ETS_MIN_MONTHS = 24  # AutoETS is weighed only where the months before the hold-out hold two seasons
 
 
 def blend(point: np.ndarray, reference: np.ndarray, weight: float) -> np.ndarray:

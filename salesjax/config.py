@@ -99,6 +99,7 @@ class ModelConfig:
     horizon: int
     reference: typing.Literal["profile", "seasonal", "mean"]
     level_smoothing: float
+    combine: typing.Literal["ets", "none"]
     hidden_size: int
     num_layers: int
     dropout: float

@@ -46,12 +46,15 @@ def ensemble_forecast(prediction, months: slice, quantiles: tuple[float, ...], o
     """The members' mean quantiles over `months` of a `train.Prediction`, with its hold-out calibration.
 
     With a weight in the calibration (`calibration.WEIGHT`), the quantiles move so that the median is the
-    weighted blend of the network and its reference (`calibration.weighted`).
+    weighted blend of the network and its reference (`calibration.weighted`); with an ETS weight
+    (`calibration.ETS_WEIGHT`), they move again so that it is that blend's weighted mean with AutoETS.
     """
     values = prediction.values.mean(axis=0)
+    median = quantiles.index(0.5)
     if calibration.WEIGHT in offsets:
-        weight = offsets[calibration.WEIGHT][0]
-        values = calibration.weighted(values, prediction.reference, quantiles.index(0.5), weight)
+        values = calibration.weighted(values, prediction.reference, median, offsets[calibration.WEIGHT][0])
+    if calibration.ETS_WEIGHT in offsets:
+        values = calibration.weighted(values, prediction.ets, median, offsets[calibration.ETS_WEIGHT][0])
     return Forecast(values[:, months], tuple(quantiles), prediction.unit, offsets)
 
 

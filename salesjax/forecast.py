@@ -240,7 +240,8 @@ def lstm_forecast(
     if saved.covariates:
         known = np.concatenate([history.covariates, future], axis=1)
         covariates = features.pad_covariates(known, cfg.context, cfg.horizon - months)
-    prediction = train.forecast(saved.graphdef, saved.params, saved.scaler, *data, covariates)
+    ets = calibration.ETS_WEIGHT in saved.calibration
+    prediction = train.forecast(saved.graphdef, saved.params, saved.scaler, *data, covariates, ets)
     return evaluate.ensemble_forecast(prediction, slice(0, months), cfg.quantiles, saved.calibration)
 
 

@@ -216,15 +216,17 @@ def training_history(cfg: Config, panel: Panel) -> tuple[np.ndarray, np.ndarray]
 
 
 def _training_report(trained: train.Trained) -> dict:
-    """Final losses, the epochs chosen on the hold-out (member mean for an ensemble) and, where the hold-out
-    chose one, the network's weight against its reference (`salesjax.calibration`)."""
+    """Final losses, the epochs chosen on the hold-out (member mean for an ensemble) and the weights the
+    hold-out chose, if any: the network's against its reference (`weight`) and that blend's against
+    AutoETS (`ets_weight`; `salesjax.calibration`)."""
     best = trained.validation.epochs - 1
-    weight = trained.calibration.get(calibration.WEIGHT, [])
+    keys = (calibration.WEIGHT, calibration.ETS_WEIGHT)
+    weights = {key: trained.calibration[key][0] for key in keys if key in trained.calibration}
     return {
         "train_loss": float(trained.refit.train_loss[-1].mean()),
         "val_loss": float(trained.validation.val_loss[best, np.arange(len(best))].mean()),
         "epochs": [int(e) for e in trained.validation.epochs],
-    } | ({"weight": weight[0]} if weight else {})
+    } | weights
 
 
 def _live(reports: Path) -> contextlib.AbstractContextManager[Live | None]:
@@ -350,7 +352,8 @@ def _model_forecasts(cfg: Config, panel: Panel, calendar: np.ndarray, history, a
             )
         data = (history, available, calendar, panel.store, panel.category, saved.model_cfg)
         covariates = panel_covariates(cfg, panel)
-        prediction = train.forecast(saved.graphdef, saved.params, saved.scaler, *data, covariates)
+        ets = calibration.ETS_WEIGHT in saved.calibration
+        prediction = train.forecast(saved.graphdef, saved.params, saved.scaler, *data, covariates, ets)
         quantiles = saved.model_cfg.quantiles
         out[name] = evaluate.ensemble_forecast(prediction, _test_window(cfg), quantiles, saved.calibration)
     return out

@@ -23,10 +23,10 @@ from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 from tqdm import tqdm
 
-from salesjax import calibration, distributed
+from salesjax import baselines, calibration, distributed
 from salesjax.config import ModelConfig, TrainConfig
 from salesjax.errors import SalesjaxError
-from salesjax.features import Scaler, Windows, make_windows, num_features
+from salesjax.features import SEASON, Scaler, Windows, make_windows, num_features
 from salesjax.model import Forecaster
 
 logger = logging.getLogger(__name__)
@@ -425,6 +425,7 @@ class Prediction(NamedTuple):
     values: np.ndarray  # f64[K,S,H,Q] revenue quantiles, >= 0
     unit: np.ndarray  # f64[S] each series' window level (revenue), the unit of its intervals
     reference: np.ndarray  # f64[S,H] the reference forecast (revenue, >= 0): level x reference
+    ets: np.ndarray | None = None  # f64[S,H] AutoETS's point forecast from the same months (`model.combine`)
 
 
 def predict_windows(graphdef: nnx.GraphDef, params: Any, windows: Windows) -> np.ndarray:
@@ -450,15 +451,19 @@ def holdout_calibration(
     hold: int,
     covariates=None,
 ) -> dict[str, list[float]]:
-    """The weight of the network against its reference, and upper-level interval offsets, from the
-    early-stopping fit's forecasts of the hold-out months (`salesjax.calibration`).
+    """The weight of the network against its reference, the weight of that blend against AutoETS
+    (`model.combine: ets`), and upper-level interval offsets, from the early-stopping fit's forecasts of
+    the hold-out months (`salesjax.calibration`).
 
     The fit (`params`) learned from the months before the hold-out; it forecasts from every origin in the
     hold-out (rolling), its member-mean median is the network's point, and only hold-out months are scored.
     The weight is chosen first, and the offsets are those of the weighted point. It stays 1 with
     `reference: mean`, whose reference is no forecast, and when the months before the hold-out hold no
     season (`Scaler.seasonal_seen`): the early-stopping fit then forecasts from the level, so the hold-out
-    cannot judge the seasonal reference that the refit forecasts from.
+    cannot judge the seasonal reference that the refit forecasts from. AutoETS, fitted once on the
+    months before the hold-out, forecasts the hold-out from its first origin, and the blend's weight
+    against it is chosen on that origin's forecasts (the offsets stay those of the blend); only where
+    those months are at least `calibration.ETS_MIN_MONTHS`.
     """
     th = history.shape[1]
     known = training_covariates(covariates, model_cfg.context, th - hold)
@@ -478,7 +483,13 @@ def holdout_calibration(
     weight = calibration.choose_weight(point, reference, actual, unit, mask) if judged else 1.0
     point = calibration.blend(point, reference, weight)
     offsets = calibration.level_offsets(point, actual, unit, mask, store, category, model_cfg.quantiles)
-    return offsets | {calibration.WEIGHT: [weight]}
+    offsets[calibration.WEIGHT] = [weight]
+    if model_cfg.combine == "ets" and th - hold >= calibration.ETS_MIN_MONTHS:
+        steps = min(hold, model_cfg.horizon)
+        ets = baselines.ets_point(history[:, : th - hold], available[:, : th - hold], steps, SEASON)
+        blend, truth, scale, cells = (a[:, 0, :steps] for a in (point, actual, unit, mask))
+        offsets[calibration.ETS_WEIGHT] = [calibration.choose_weight(blend, ets, truth, scale, cells)]
+    return offsets
 
 
 def train_forecaster(
@@ -539,8 +550,10 @@ def forecast(
     category: np.ndarray,
     model_cfg: ModelConfig,
     covariates: np.ndarray | None = None,
+    ets: bool = False,
 ) -> Prediction:
-    """Each member's revenue quantiles for the `horizon` months right after `history` (f64[S,Th]).
+    """Each member's revenue quantiles for the `horizon` months right after `history` (f64[S,Th]), with
+    the reference and, with `ets` (a calibration that weighs it), AutoETS fitted on the same months.
 
     `covariates` f[S,context + Th + horizon,C] are aligned with `calendar` (`features.pad_covariates`).
     """
@@ -548,4 +561,6 @@ def forecast(
     data = (history, available, calendar, scaler, store, category, model_cfg, origin)
     windows = _model_windows(*data, training=False, covariates=covariates)
     reference = windows.reference_revenue()
-    return Prediction(predict_windows(graphdef, params, windows), windows.level.astype(np.float64), reference)
+    values = predict_windows(graphdef, params, windows)
+    fitted = baselines.ets_point(history, available, model_cfg.horizon, SEASON) if ets else None
+    return Prediction(values, windows.level.astype(np.float64), reference, fitted)

@@ -113,3 +113,16 @@ def test_an_unreachable_scheduler_is_one_line(monkeypatch):
 def test_an_unknown_engine_is_refused():
     with pytest.raises(ValueError, match="engine must be one of"):
         forecast_baselines(*_panel(), H, M, QUANTILES, engine="spark")
+
+
+def test_a_subset_of_names_fits_only_those_and_gives_their_full_forecasts(panel_forecasts):
+    subset = forecast_baselines(*_panel(), H, M, QUANTILES, names=("naive", "ets"))
+    assert sorted(subset) == ["ets", "naive"]
+    for name, out in subset.items():
+        np.testing.assert_array_equal(out, panel_forecasts[name], err_msg=name)
+    np.testing.assert_array_equal(baselines.ets_point(*_panel(), H, M), panel_forecasts["ets"][..., 1])
+
+
+def test_names_without_the_naive_fallback_are_refused():
+    with pytest.raises(ValueError, match="hold 'naive'"):
+        forecast_baselines(*_panel(), H, M, QUANTILES, names=("ets",))

@@ -95,3 +95,17 @@ def test_the_evaluated_forecast_takes_the_weight_from_its_calibration():
     assert np.array_equal(plain.values, members.mean(axis=0))
     weighted = evaluate.ensemble_forecast(prediction, slice(1, 3), QUANTILES, {calibration.WEIGHT: [0.0]})
     assert np.allclose(weighted.median(), reference[:, 1:])
+
+
+def test_the_evaluated_forecast_takes_the_ets_weight_after_the_network_weight():
+    rng = np.random.default_rng(5)
+    members = np.sort(rng.uniform(50, 150, (2, len(STORE), 3, 3)), axis=-1)
+    reference, ets = rng.uniform(50, 150, (2, len(STORE), 3))
+    prediction = train.Prediction(members, rng.uniform(50, 150, len(STORE)), reference, ets)
+    weights = {calibration.WEIGHT: [0.5], calibration.ETS_WEIGHT: [0.25]}
+    combined = evaluate.ensemble_forecast(prediction, slice(0, 3), QUANTILES, weights)
+    blend = reference + 0.5 * (members.mean(axis=0)[..., 1] - reference)
+    assert np.allclose(combined.median(), 0.25 * blend + 0.75 * ets)
+    only_ets = evaluate.ensemble_forecast(prediction, slice(0, 3), QUANTILES, {calibration.ETS_WEIGHT: [0.0]})
+    assert np.allclose(only_ets.median(), ets)
+    assert np.allclose(np.diff(only_ets.values, axis=-1), np.diff(members.mean(axis=0), axis=-1))

@@ -52,6 +52,7 @@ def small_config(reference: str = "seasonal") -> ModelConfig:
         horizon=3,
         reference=reference,
         level_smoothing=0.3,
+        combine="none",
         hidden_size=6,
         num_layers=2,
         dropout=0.3,

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from conftest import ROOT, make_panel, tiny_params
 
-from salesjax import checkpoint, evaluate, stages, train
+from salesjax import calibration, checkpoint, evaluate, stages, train
 from salesjax.cli import main
 from salesjax.config import parse_config
 
@@ -88,6 +88,8 @@ def test_checkpoint_round_trip_reproduces_the_evaluated_forecast(runs):
     again = evaluate.ensemble_forecast(prediction, slice(None), quantiles, saved.calibration).median()
     forecasts = pd.read_parquet(root / "artifacts/evaluation/forecasts.parquet").query("model == 'lstm'")
     np.testing.assert_allclose(forecasts["q0.5"].to_numpy(), again.reshape(-1), rtol=1e-6)
+    reported = json.loads((root / "reports/train/metrics.json").read_text())["lstm"]
+    assert reported["weight"] == saved.calibration[calibration.WEIGHT][0]
 
 
 @pytest.mark.parametrize(

@@ -15,16 +15,16 @@ from salesjax.errors import SalesjaxError
 TRAIN_MONTHS = 24
 
 
-def tiny_arrays(config):
-    """(history f64[S,24], available, calendar, store, category, num_ids) from the tiny panel."""
+def tiny_arrays(config, months: int = TRAIN_MONTHS):
+    """(history f64[S,months], available, calendar, store, category, num_ids) from the tiny panel."""
     wide = make_panel().pivot_table(index=["store", "category"], columns="month", values="revenue")
     store = wide.index.get_level_values(0).factorize()[0].astype(np.int32)
     category = wide.index.get_level_values(1).factorize()[0].astype(np.int32)
-    history = wide.to_numpy()[:, :TRAIN_MONTHS]
+    history = wide.to_numpy()[:, :months]
     start = pd.Period("2018-01", "M")
     calendar = features.monthly_calendar(
         start - config.model.context,
-        start + TRAIN_MONTHS + config.model.horizon,
+        start + months + config.model.horizon,
         config.data.country,
         config.data.events,
     ).to_numpy()
@@ -232,3 +232,29 @@ def test_the_batch_shrinks_so_that_an_epoch_has_at_least_min_steps_per_epoch(con
     assert train.batch_size(dataclasses.replace(cfg, min_steps_per_epoch=1), 170) == 128
     with pytest.raises(SalesjaxError, match="train.batch_size=128 must divide over 3 devices"):
         train.batch_size(cfg, 170, devices=3)
+
+
+@pytest.mark.parametrize(("scale", "weight"), [(1.0, 0.0), (50.0, 1.0)])
+def test_the_hold_out_weighs_ets_from_the_months_before_it(config, monkeypatch, scale, weight):
+    """An AutoETS stand-in that forecasts the hold-out exactly takes all the weight; a wild one none."""
+    history, available, calendar, store, category, num_ids = tiny_arrays(config, months=27)
+    train_cfg = dataclasses.replace(config.train, validation_months=3)  # 24 months before the hold-out
+    seen = []
+
+    def ets_point(before, before_available, steps, season):
+        seen.append(before.shape[1])
+        return scale * history[:, before.shape[1] : before.shape[1] + steps]
+
+    monkeypatch.setattr(train.baselines, "ets_point", ets_point)
+    args = (store, category, num_ids, config.model, train_cfg, [0])
+    trained = train.train_forecaster(history, available, calendar, *args)
+    assert trained.calibration[calibration.ETS_WEIGHT] == [weight]
+    assert seen == [calibration.ETS_MIN_MONTHS]  # fitted once, on the months before the hold-out
+
+
+def test_without_two_seasons_before_the_hold_out_ets_is_not_weighed(config, monkeypatch):
+    history, available, calendar, store, category, num_ids = tiny_arrays(config)  # 18 before the hold-out
+    monkeypatch.setattr(train.baselines, "ets_point", lambda *args: pytest.fail("AutoETS was fitted"))
+    args = (store, category, num_ids, config.model, config.train, [0])
+    trained = train.train_forecaster(history, available, calendar, *args)
+    assert calibration.ETS_WEIGHT not in trained.calibration

@@ -122,7 +122,7 @@ def section_method(inputs: Inputs, view: View) -> list[str]:
         f"- **Validation.** The last {t.validation_months} training months are held out; the epoch with the "
         f"lowest hold-out loss is chosen (early stopping, patience {t.patience}), then the model is refit "
         f"on all training months {s.train_start}..{s.train_end} for that many epochs. Test months are never "
-        f"used to fit, scale or choose anything.{_weight_method(m)}",
+        f"used to fit, scale or choose anything.{_weight_method(m)}{_combine_method(m)}",
         f"- **Seed ensemble.** `lstm_ensemble` has {t.ensemble_size} members (seeds {t.seed}.."
         f"{t.seed + t.ensemble_size - 1}) trained as one vmapped program; its quantiles are the members' "
         f"mean. `lstm` is the single model (K=1, seed {t.seed}).",
@@ -153,6 +153,20 @@ def _weight_method(m) -> str:
         "the point forecast is reference + w x (network - reference), with the w in 0, 0.25, 0.5, 0.75, 1 "
         "of least hold-out error, and every quantile moves with the point (`reports/train/metrics.json`: "
         "`weight`)."
+    )
+
+
+def _combine_method(m) -> str:
+    """The hold-out weight of the LSTM's point against AutoETS (`model.combine: ets`); nothing without."""
+    if m.combine == "none":
+        return ""
+    return (
+        " Where the months before the hold-out hold two seasons (24 or more), the LSTMs are combined "
+        "with AutoETS (`model.combine: ets`; a forecast combination, and then `lstm` and `lstm_ensemble` "
+        "are not the network alone): AutoETS, fitted on the months before the hold-out, forecasts the "
+        "hold-out from its first month, and the point forecast is w x LSTM + (1 - w) x AutoETS with the w "
+        "in 0, 0.25, 0.5, 0.75, 1 of least error there; AutoETS refitted on all training months gives the "
+        "test months' (`reports/train/metrics.json`: `ets_weight`, absent where nothing was combined)."
     )
 
 
