@@ -31,6 +31,7 @@ it would return float32 forecasts.
 """
 
 import contextlib
+import functools
 import logging
 import os
 from collections.abc import Iterator
@@ -253,6 +254,19 @@ def _apply_fallbacks(
 
 
 def ets_point(history: np.ndarray, history_mask: np.ndarray, horizon: int, season_length: int) -> np.ndarray:
-    """f64[S,H] AutoETS's point forecast (revenue, >= 0) from history f[S,T], with the fallbacks above."""
-    fits = forecast_baselines(history, history_mask, horizon, season_length, (0.5,), names=("naive", "ets"))
+    """f64[S,H] AutoETS's point forecast (revenue, >= 0) from history f[S,T], with the fallbacks above.
+
+    Remembered for the last few inputs: the single LSTM and the seed ensemble, trained on the same
+    months, share one fit.
+    """
+    values, mask = np.ascontiguousarray(history, np.float64).tobytes(), history_mask.astype(bool).tobytes()
+    return _ets_point(values, mask, history.shape, horizon, season_length).copy()
+
+
+@functools.lru_cache(maxsize=4)
+def _ets_point(values: bytes, mask: bytes, shape: tuple[int, int], horizon: int, season: int) -> np.ndarray:
+    """`ets_point` of a history given as bytes (hashable, so the fits can be remembered)."""
+    history = np.frombuffer(values).reshape(shape)
+    history_mask = np.frombuffer(mask, bool).reshape(shape)
+    fits = forecast_baselines(history, history_mask, horizon, season, (0.5,), names=("naive", "ets"))
     return fits["ets"][..., 0]

@@ -126,3 +126,21 @@ def test_a_subset_of_names_fits_only_those_and_gives_their_full_forecasts(panel_
 def test_names_without_the_naive_fallback_are_refused():
     with pytest.raises(ValueError, match="hold 'naive'"):
         forecast_baselines(*_panel(), H, M, QUANTILES, names=("ets",))
+
+
+def test_ets_point_fits_each_history_once_and_hands_out_copies(monkeypatch):
+    history, mask = _panel()
+    history = history[:3] * 1.5  # a history no other test fits, so none is remembered yet
+    calls = []
+
+    def counted(*args, **options):
+        calls.append(args[0].shape)
+        return forecast_baselines(*args, **options)
+
+    monkeypatch.setattr(baselines, "forecast_baselines", counted)
+    first = baselines.ets_point(history, mask[:3], H, M)
+    first[:] = -1.0
+    again = baselines.ets_point(history, mask[:3], H, M)
+    assert len(calls) == 1 and (again >= 0).all()
+    baselines.ets_point(history, mask[:3], H - 1, M)
+    assert len(calls) == 2  # another horizon is another fit
