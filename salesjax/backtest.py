@@ -40,7 +40,7 @@ import pandas as pd
 from flax import serialization
 from matplotlib.figure import Figure
 
-from salesjax import artifacts, baselines, calibration, evaluate, features, train
+from salesjax import artifacts, baselines, evaluate, features, train
 from salesjax.config import Config, SplitConfig, TrainConfig
 from salesjax.data.panel import Panel
 from salesjax.errors import SalesjaxError
@@ -196,8 +196,8 @@ def lstm_forecasts(
         fits[key] = fits.get(key) or train.train_forecaster(
             *data, num_ids, cfg.model, train_cfg, member_seeds, covariates=covariates
         )
-        scaler, ets = fits[key].scaler, calibration.ETS_WEIGHT in fits[key].calibration
-        prediction = train.forecast(graphdef, fits[key].params, scaler, *data, cfg.model, covariates, ets)
+        scaler, season = fits[key].scaler, train.ets_season(fits[key].calibration)
+        prediction = train.forecast(graphdef, fits[key].params, scaler, *data, cfg.model, covariates, season)
         months = slice(0, n_test)
         out[name] = evaluate.ensemble_forecast(prediction, months, cfg.model.quantiles, fits[key].calibration)
     return out

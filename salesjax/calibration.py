@@ -15,9 +15,10 @@ learned does not carry over to months it never saw, the weight falls, and the fo
 reference; every quantile moves with the point. With `model.combine: ets` a second weight, chosen the
 same way on the hold-out's first origin, weighs that blend against AutoETS's point forecast from the
 same months (w x blend + (1 - w) x ETS): a forecast combination that falls back to ETS where the hold-out
-says the network does worse. Only where the months before the hold-out hold two seasons
-(ETS_MIN_MONTHS): with fewer, AutoETS has no season to fit (its seasonal states start from a
-decomposition of two seasons) and the hold-out would weigh a flat forecast against a seasonal one.
+says the network does worse. Where the months before the hold-out hold two seasons (ETS_MIN_MONTHS),
+AutoETS fits the season itself; with fewer it has no season to fit (its seasonal states start from a
+decomposition of two seasons), so it is fitted without one to the series divided by its seasonal
+profile (`train.ets_forecast`), and the hold-out never weighs a flat forecast against a seasonal one.
 Pure numpy; no file IO.
 """
 
@@ -29,7 +30,8 @@ UPPER_LEVELS = ("total", "store", "category")
 WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)  # candidate weights of the network against its reference
 WEIGHT = "weight"  # the calibration's key of the chosen weight (a one-element list, as the offsets are lists)
 ETS_WEIGHT = "ets_weight"  # the key of the blend's chosen weight against AutoETS (`model.combine: ets`)
-ETS_MIN_MONTHS = 24  # AutoETS is weighed only where the months before the hold-out hold two seasons
+ETS_SEASON = "ets_season"  # the season length of the AutoETS weighed (`train.ets_forecast`)
+ETS_MIN_MONTHS = 24  # AutoETS fits its own season where the months before the hold-out hold two seasons
 
 
 def blend(point: np.ndarray, reference: np.ndarray, weight: float) -> np.ndarray:

@@ -240,8 +240,8 @@ def lstm_forecast(
     if saved.covariates:
         known = np.concatenate([history.covariates, future], axis=1)
         covariates = features.pad_covariates(known, cfg.context, cfg.horizon - months)
-    ets = calibration.ETS_WEIGHT in saved.calibration
-    prediction = train.forecast(saved.graphdef, saved.params, saved.scaler, *data, covariates, ets)
+    season = train.ets_season(saved.calibration)
+    prediction = train.forecast(saved.graphdef, saved.params, saved.scaler, *data, covariates, season)
     return evaluate.ensemble_forecast(prediction, slice(0, months), cfg.quantiles, saved.calibration)
 
 

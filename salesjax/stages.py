@@ -218,9 +218,10 @@ def training_history(cfg: Config, panel: Panel) -> tuple[np.ndarray, np.ndarray]
 def _training_report(trained: train.Trained) -> dict:
     """Final losses, the epochs chosen on the hold-out (member mean for an ensemble) and the weights the
     hold-out chose, if any: the network's against its reference (`weight`) and that blend's against
-    AutoETS (`ets_weight`; `salesjax.calibration`)."""
+    AutoETS (`ets_weight`, with `ets_season`: 12 where AutoETS fits the season, 1 where the profile
+    gives it; `salesjax.calibration`)."""
     best = trained.validation.epochs - 1
-    keys = (calibration.WEIGHT, calibration.ETS_WEIGHT)
+    keys = (calibration.WEIGHT, calibration.ETS_WEIGHT, calibration.ETS_SEASON)
     weights = {key: trained.calibration[key][0] for key in keys if key in trained.calibration}
     return {
         "train_loss": float(trained.refit.train_loss[-1].mean()),
@@ -352,8 +353,8 @@ def _model_forecasts(cfg: Config, panel: Panel, calendar: np.ndarray, history, a
             )
         data = (history, available, calendar, panel.store, panel.category, saved.model_cfg)
         covariates = panel_covariates(cfg, panel)
-        ets = calibration.ETS_WEIGHT in saved.calibration
-        prediction = train.forecast(saved.graphdef, saved.params, saved.scaler, *data, covariates, ets)
+        season = train.ets_season(saved.calibration)
+        prediction = train.forecast(saved.graphdef, saved.params, saved.scaler, *data, covariates, season)
         quantiles = saved.model_cfg.quantiles
         out[name] = evaluate.ensemble_forecast(prediction, _test_window(cfg), quantiles, saved.calibration)
     return out

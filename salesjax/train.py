@@ -26,7 +26,15 @@ from tqdm import tqdm
 from salesjax import baselines, calibration, distributed
 from salesjax.config import ModelConfig, TrainConfig
 from salesjax.errors import SalesjaxError
-from salesjax.features import SEASON, Scaler, Windows, make_windows, num_features
+from salesjax.features import (
+    INDEX_FLOOR,
+    SEASON,
+    Scaler,
+    Windows,
+    make_windows,
+    num_features,
+    seasonal_profile,
+)
 from salesjax.model import Forecaster
 
 logger = logging.getLogger(__name__)
@@ -462,8 +470,9 @@ def holdout_calibration(
     season (`Scaler.seasonal_seen`): the early-stopping fit then forecasts from the level, so the hold-out
     cannot judge the seasonal reference that the refit forecasts from. AutoETS, fitted once on the
     months before the hold-out, forecasts the hold-out from its first origin, and the blend's weight
-    against it is chosen on that origin's forecasts (the offsets stay those of the blend); only where
-    those months are at least `calibration.ETS_MIN_MONTHS`.
+    against it is chosen on that origin's forecasts (the offsets stay those of the blend). It fits its own
+    season where those months are at least `calibration.ETS_MIN_MONTHS`, else the profile's
+    (`ets_forecast`); the calibration keeps which (`calibration.ETS_SEASON`) for the forecasts.
     """
     th = history.shape[1]
     known = training_covariates(covariates, model_cfg.context, th - hold)
@@ -484,12 +493,37 @@ def holdout_calibration(
     point = calibration.blend(point, reference, weight)
     offsets = calibration.level_offsets(point, actual, unit, mask, store, category, model_cfg.quantiles)
     offsets[calibration.WEIGHT] = [weight]
-    if model_cfg.combine == "ets" and th - hold >= calibration.ETS_MIN_MONTHS:
+    if model_cfg.combine == "ets":
         steps = min(hold, model_cfg.horizon)
-        ets = baselines.ets_point(history[:, : th - hold], available[:, : th - hold], steps, SEASON)
+        season = SEASON if th - hold >= calibration.ETS_MIN_MONTHS else 1
+        ets = ets_forecast(history[:, : th - hold], available[:, : th - hold], steps, season)
         blend, truth, scale, cells = (a[:, 0, :steps] for a in (point, actual, unit, mask))
         offsets[calibration.ETS_WEIGHT] = [calibration.choose_weight(blend, ets, truth, scale, cells)]
+        offsets[calibration.ETS_SEASON] = [float(season)]
     return offsets
+
+
+def ets_forecast(history: np.ndarray, available: np.ndarray, horizon: int, season: int) -> np.ndarray:
+    """f64[S,H] AutoETS's point forecast (revenue, >= 0) for the combination (`model.combine: ets`).
+
+    With `season` SEASON, AutoETS fits the season itself (`baselines.ets_point`). With 1, it is fitted
+    without one to each series divided by its seasonal profile (`features.seasonal_profile` at the
+    origin, 1 where a month has none), and its forecast is multiplied by the profile ahead: the
+    deseasonalised ETS of the classical decomposition methods, for histories too short for AutoETS's
+    own season.
+    """
+    if season > 1:
+        return baselines.ets_point(history, available, horizon, season)
+    t = history.shape[1]
+    index, seen = seasonal_profile(history, available, np.array([t]), np.arange(-t, horizon))
+    index = np.where(seen & (index > INDEX_FLOOR), index, 1.0)[:, 0]
+    level = baselines.ets_point(history / index[:, :t], available, horizon, 1)
+    return np.clip(level * index[:, t:], 0.0, None)
+
+
+def ets_season(offsets: dict[str, list[float]]) -> int | None:
+    """The season length of the AutoETS that a calibration weighs (`ets_forecast`), None if none."""
+    return int(offsets[calibration.ETS_SEASON][0]) if calibration.ETS_WEIGHT in offsets else None
 
 
 def train_forecaster(
@@ -550,10 +584,11 @@ def forecast(
     category: np.ndarray,
     model_cfg: ModelConfig,
     covariates: np.ndarray | None = None,
-    ets: bool = False,
+    ets_season: int | None = None,
 ) -> Prediction:
     """Each member's revenue quantiles for the `horizon` months right after `history` (f64[S,Th]), with
-    the reference and, with `ets` (a calibration that weighs it), AutoETS fitted on the same months.
+    the reference and, with `ets_season` (of a calibration that weighs AutoETS, `ets_season`), AutoETS
+    fitted on the same months (`ets_forecast`).
 
     `covariates` f[S,context + Th + horizon,C] are aligned with `calendar` (`features.pad_covariates`).
     """
@@ -562,5 +597,5 @@ def forecast(
     windows = _model_windows(*data, training=False, covariates=covariates)
     reference = windows.reference_revenue()
     values = predict_windows(graphdef, params, windows)
-    fitted = baselines.ets_point(history, available, model_cfg.horizon, SEASON) if ets else None
+    fitted = None if ets_season is None else ets_forecast(history, available, model_cfg.horizon, ets_season)
     return Prediction(values, windows.level.astype(np.float64), reference, fitted)

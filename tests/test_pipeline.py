@@ -83,13 +83,15 @@ def test_checkpoint_round_trip_reproduces_the_evaluated_forecast(runs):
         history, available = stages.training_history(cfg, panel)
         saved = checkpoint.load_forecaster(stages.MODELS / "lstm")
     data = (history, available, calendar, panel.store, panel.category, saved.model_cfg)
-    prediction = train.forecast(saved.graphdef, saved.params, saved.scaler, *data)
+    season = train.ets_season(saved.calibration)
+    prediction = train.forecast(saved.graphdef, saved.params, saved.scaler, *data, ets_season=season)
     quantiles = saved.model_cfg.quantiles
     again = evaluate.ensemble_forecast(prediction, slice(None), quantiles, saved.calibration).median()
     forecasts = pd.read_parquet(root / "artifacts/evaluation/forecasts.parquet").query("model == 'lstm'")
     np.testing.assert_allclose(forecasts["q0.5"].to_numpy(), again.reshape(-1), rtol=1e-6)
     reported = json.loads((root / "reports/train/metrics.json").read_text())["lstm"]
-    assert reported["weight"] == saved.calibration[calibration.WEIGHT][0]
+    for key in (calibration.WEIGHT, calibration.ETS_WEIGHT, calibration.ETS_SEASON):
+        assert reported[key] == saved.calibration[key][0]
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from conftest import make_panel
 
-from salesjax import calibration, features, train
+from salesjax import baselines, calibration, features, train
 from salesjax.errors import SalesjaxError
 
 TRAIN_MONTHS = 24
@@ -181,7 +181,9 @@ def test_training_calibrates_every_upper_level_and_keeps_the_point(config):
     trained = train.train_forecaster(history, available, calendar, *args)
     offsets = dict(trained.calibration)
     assert offsets.pop(calibration.WEIGHT)[0] in calibration.WEIGHTS
-    assert set(offsets) == {"total", "store", "category"}
+    assert offsets.pop(calibration.ETS_WEIGHT)[0] in calibration.WEIGHTS  # `model.combine: ets`
+    assert offsets.pop(calibration.ETS_SEASON) == [1.0]  # 18 months before the hold-out: one season
+    assert set(offsets) == set(calibration.UPPER_LEVELS)
     for level in offsets.values():
         assert level[config.model.quantiles.index(0.5)] == 0.0  # the point forecast stays
         assert level == sorted(level) and level[0] < 0 < level[-1]
@@ -249,12 +251,34 @@ def test_the_hold_out_weighs_ets_from_the_months_before_it(config, monkeypatch, 
     args = (store, category, num_ids, config.model, train_cfg, [0])
     trained = train.train_forecaster(history, available, calendar, *args)
     assert trained.calibration[calibration.ETS_WEIGHT] == [weight]
+    assert trained.calibration[calibration.ETS_SEASON] == [12.0]
     assert seen == [calibration.ETS_MIN_MONTHS]  # fitted once, on the months before the hold-out
 
 
-def test_without_two_seasons_before_the_hold_out_ets_is_not_weighed(config, monkeypatch):
+def test_with_one_season_before_the_hold_out_ets_fits_the_deseasonalised_months(config, monkeypatch):
     history, available, calendar, store, category, num_ids = tiny_arrays(config)  # 18 before the hold-out
-    monkeypatch.setattr(train.baselines, "ets_point", lambda *args: pytest.fail("AutoETS was fitted"))
+    seen = []
+
+    def ets_point(before, before_available, steps, season):
+        seen.append((before.shape[1], season))
+        return np.ones((len(before), steps))
+
+    monkeypatch.setattr(train.baselines, "ets_point", ets_point)
     args = (store, category, num_ids, config.model, config.train, [0])
     trained = train.train_forecaster(history, available, calendar, *args)
-    assert calibration.ETS_WEIGHT not in trained.calibration
+    assert seen == [(18, 1)]  # once, without a season, on the months before the hold-out only
+    assert trained.calibration[calibration.ETS_SEASON] == [1.0]
+    assert train.ets_season(trained.calibration) == 1
+
+
+def test_deseasonalised_ets_continues_a_steady_season_and_needs_a_year_for_it():
+    rng = np.random.default_rng(0)
+    season = rng.uniform(0.5, 1.5, (3, 12))
+    season /= season.mean(axis=1, keepdims=True)
+    history = 100.0 * np.tile(season, 2)[:, :18]  # a constant level times a steady season
+    available = np.ones(history.shape, bool)
+    ahead = train.ets_forecast(history, available, 6, 1)
+    np.testing.assert_allclose(ahead, 100.0 * season[:, 6:12])  # the season goes on from the profile
+    flat = train.ets_forecast(history[:, :11], available[:, :11], 6, 1)  # no complete year: no profile
+    np.testing.assert_array_equal(flat, baselines.ets_point(history[:, :11], available[:, :11], 6, 1))
+    assert train.ets_season({calibration.WEIGHT: [1.0]}) is None  # no AutoETS in the calibration

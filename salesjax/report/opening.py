@@ -161,12 +161,14 @@ def _combine_method(m) -> str:
     if m.combine == "none":
         return ""
     return (
-        " Where the months before the hold-out hold two seasons (24 or more), the LSTMs are combined "
-        "with AutoETS (`model.combine: ets`; a forecast combination, and then `lstm` and `lstm_ensemble` "
-        "are not the network alone): AutoETS, fitted on the months before the hold-out, forecasts the "
-        "hold-out from its first month, and the point forecast is w x LSTM + (1 - w) x AutoETS with the w "
-        "in 0, 0.25, 0.5, 0.75, 1 of least error there; AutoETS refitted on all training months gives the "
-        "test months' (`reports/train/metrics.json`: `ets_weight`, absent where nothing was combined)."
+        " The LSTMs are then combined with AutoETS (`model.combine: ets`; a forecast combination, so "
+        "`lstm` and `lstm_ensemble` are not the network alone): AutoETS, fitted on the months before the "
+        "hold-out, forecasts the hold-out from its first month, and the point forecast is w x LSTM + "
+        "(1 - w) x AutoETS with the w in 0, 0.25, 0.5, 0.75, 1 of least error there; AutoETS refitted on "
+        "all training months gives the test months'. Where the months before the hold-out hold two "
+        "seasons (24 or more) AutoETS fits the season itself; with fewer it is fitted without one to the "
+        "series divided by its seasonal profile, and its forecast is multiplied back "
+        "(`reports/train/metrics.json`: `ets_weight` and `ets_season`, 12 or 1)."
     )
 
 
