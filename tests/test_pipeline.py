@@ -120,6 +120,9 @@ def test_forecasts_are_never_clipped_or_filled_from_actuals(runs):
     quantiles = ["q0.1", "q0.5", "q0.9"]
     pd.testing.assert_frame_equal(clean[quantiles], poisoned[quantiles])
     assert (poisoned["observed"] > 1e9).all() and (poisoned["q0.5"] < 1e8).all()
+    # the forecasts checked include AutoETS's share of the combination (`model.combine`)
+    weights = json.loads((runs[True][0] / "reports/train/metrics.json").read_text())
+    assert min(weights[name][calibration.ETS_WEIGHT] for name in ("lstm", "lstm_ensemble")) < 1.0
 
 
 def test_prepare_refuses_input_with_too_many_rejected_rows(panel_csv, monkeypatch, capsys):
