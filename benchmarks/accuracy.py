@@ -51,6 +51,8 @@ PROTOCOLS = {"short": 24, "long": 96}  # protocol -> training months before each
 REAL_FILES = {"pbs": "pbs_cost.csv", "livestock": "aus_livestock.csv"}
 REAL_ORIGINS = {"pbs": ("2006-07", "2007-07"), "livestock": ("2017-01", "2018-01")}  # the last 24 months
 KINDS = ("trend_season", "season", "trend", "level")  # synthetic kinds; "mixed" cycles through them
+WEEKDAY_FACTORS = (0.9, 0.85, 0.85, 0.9, 1.05, 1.3, 1.15)  # a store's day of week, Monday first
+MONTH_EFFECTS = (-0.05, -0.08, 0.0, 0.0, 0.03, 0.02, 0.03, 0.05, 0.0, -0.02, 0.02, 0.15)  # the chain's season
 SYNTHETIC_MONTHS = pd.period_range("2010-01", "2019-12", freq="M")  # 96 training + 2 x 12 test months
 SYNTHETIC_ORIGINS = ("2018-01", "2019-01")
 LEVELS = ("store_category", "store", "category", "total")  # bottom level first
@@ -61,7 +63,7 @@ METRICS = ("mase", "mae", "rmse", "wape", "smape", "bias", "pinball", "coverage_
 class Case(NamedTuple):
     """One panel under one protocol: where its series come from, how many, and its origins."""
 
-    source: str  # pbs | livestock | simulator | one of KINDS | mixed
+    source: str  # pbs | livestock | simulator | one of KINDS | mixed | stores
     size: int  # series asked for: every k-th of the sorted keys (all when size >= their number)
     protocol: str  # a key of PROTOCOLS
     origins: tuple[str, ...]  # YYYY-MM, first forecast month of each origin
@@ -119,7 +121,9 @@ def full_cases() -> list[Case]:
         for n in sizes
         for p in PROTOCOLS
     ]
-    synthetic = [Case(k, n, p, SYNTHETIC_ORIGINS) for k in KINDS for n in (10, 200) for p in PROTOCOLS]
+    synthetic = [
+        Case(k, n, p, SYNTHETIC_ORIGINS) for k in (*KINDS, "stores") for n in (10, 200) for p in PROTOCOLS
+    ]
     extra = [Case("simulator", 800, "short", ("2020-01",)), Case("mixed", 1000, "short", ("2019-01",))]
     return sorted(real + synthetic + extra, key=lambda c: (c.size, PROTOCOLS[c.protocol]))
 
@@ -179,6 +183,44 @@ def synthetic_frame(kind: str, size: int) -> pd.DataFrame:
     )
 
 
+def store_totals(size: int) -> pd.DataFrame:
+    """A seeded raw panel of a retail chain's `size` store totals (one category, "all"), summed from days.
+
+    Each day's revenue is the store's level x the chain's growth x its own x its day of week
+    (WEEKDAY_FACTORS) x the chain's season (MONTH_EFFECTS, times an amplitude 0.5..1.5 per store) x daily
+    noise (sigma 0.1), and 0 on 25 December (closed): so the months differ by their days and weekdays.
+    The chain's monthly log growth starts at U(0, 0.008) and walks (0.0004 a month); each store adds its own
+    N(0, 0.003), half of the stores one permanent level shift N(0, 0.15) in a random month, and each month
+    a lognormal noise of 0.03.
+    """
+    rng = np.random.default_rng([len(KINDS) + 1, size])
+    months, n = len(SYNTHETIC_MONTHS), size
+    days = pd.date_range(SYNTHETIC_MONTHS[0].start_time, SYNTHETIC_MONTHS[-1].end_time, freq="D")
+    month = (days.year - SYNTHETIC_MONTHS[0].year) * 12 + days.month - 1
+    chain = np.cumsum(rng.uniform(0, 0.008) + np.cumsum(rng.normal(0, 0.0004, months)))
+    own = rng.normal(0, 0.003, (n, 1)) * np.arange(months)
+    shift = (
+        (rng.random((n, 1)) < 0.5)
+        * rng.normal(0, 0.15, (n, 1))
+        * (np.arange(months) >= rng.integers(0, months, (n, 1)))
+    )
+    level = rng.lognormal(0, 0.5, (n, 1)) * 3e4
+    monthly = level * np.exp(chain + own + shift + rng.normal(0, 0.03, (n, months)))
+    season = 1 + rng.uniform(0.5, 1.5, (n, 1)) * np.asarray(MONTH_EFFECTS)[days.month - 1]
+    open_ = ~((days.month == 12) & (days.day == 25))
+    daily = monthly[:, month] * np.asarray(WEEKDAY_FACTORS)[days.day_of_week] * season * open_
+    daily *= rng.lognormal(0, 0.1, daily.shape)
+    revenue = np.stack([np.bincount(month, weights=row, minlength=months) for row in daily])
+    return pd.DataFrame(
+        {
+            "month": np.tile(SYNTHETIC_MONTHS.astype(str), n),
+            "store": np.repeat([f"S{s:03d}" for s in range(n)], months),
+            "category": "all",
+            "revenue": revenue.round(2).reshape(-1),
+        }
+    )
+
+
 def simulator_source() -> Source:
     """The project's default dataset (simulator seed 0), aggregated as `stages.prepare` aggregates it."""
     data = suite_config({}).data
@@ -208,7 +250,8 @@ def load_source(case: Case) -> Source:
         return Source(
             subset(panel_rows(read_table(DATA / REAL_FILES[case.source])), case.size), None, "panel"
         )
-    return Source(panel_rows(synthetic_frame(case.source, case.size)), None, "panel")
+    frame = store_totals(case.size) if case.source == "stores" else synthetic_frame(case.source, case.size)
+    return Source(panel_rows(frame), None, "panel")
 
 
 def origin_config(base: Config, origin: pd.Period, n_train: int, data_format: str) -> Config:

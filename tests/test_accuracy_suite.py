@@ -1,4 +1,4 @@
-"""The accuracy suite's params overrides (`--set`): parsed as `dvc exp run -S`, validated as params."""
+"""The accuracy suite: params overrides (`--set`, parsed as `dvc exp run -S`), and its store-totals panel."""
 
 import accuracy
 import pytest
@@ -23,3 +23,15 @@ def test_suite_config_applies_overrides_and_validates_them():
     assert cfg.train == accuracy.suite_config({}).train
     with pytest.raises(SalesjaxError, match="dropout"):
         accuracy.suite_config({"model": {"dropout": 2}})
+
+
+def test_store_totals_are_seeded_valid_monthly_sums_of_open_days():
+    frame = accuracy.store_totals(10)
+    assert frame.equals(accuracy.store_totals(10))
+    assert len(frame) == 10 * len(accuracy.SYNTHETIC_MONTHS) and set(frame["category"]) == {"all"}
+    assert len(accuracy.panel_rows(frame)) == len(frame)
+    revenue = frame.pivot(index="store", columns="month", values="revenue").to_numpy()
+    assert (revenue > 0).all()
+    # the months are sums of their days: February (the fewest, and the season's low) is each year's least
+    least = revenue.reshape(10, -1, 12).argmin(axis=-1) == 1
+    assert least.mean() > 0.8
