@@ -207,8 +207,8 @@ def store_totals(size: int) -> pd.DataFrame:
     level = rng.lognormal(0, 0.5, (n, 1)) * 3e4
     monthly = level * np.exp(chain + own + shift + rng.normal(0, 0.03, (n, months)))
     season = 1 + rng.uniform(0.5, 1.5, (n, 1)) * np.asarray(MONTH_EFFECTS)[days.month - 1]
-    open_ = ~((days.month == 12) & (days.day == 25))
-    daily = monthly[:, month] * np.asarray(WEEKDAY_FACTORS)[days.day_of_week] * season * open_
+    open_days = ~((days.month == 12) & (days.day == 25))
+    daily = monthly[:, month] * np.asarray(WEEKDAY_FACTORS)[days.day_of_week] * season * open_days
     daily *= rng.lognormal(0, 0.1, daily.shape)
     revenue = np.stack([np.bincount(month, weights=row, minlength=months) for row in daily])
     return pd.DataFrame(
