@@ -25,7 +25,7 @@ def test_suite_config_applies_overrides_and_validates_them():
         accuracy.suite_config({"model": {"dropout": 2}})
 
 
-def test_store_totals_are_seeded_valid_monthly_sums_of_open_days():
+def test_store_totals_are_seeded_valid_monthly_sums_of_days():
     frame = accuracy.store_totals(10)
     assert frame.equals(accuracy.store_totals(10))
     assert len(frame) == 10 * len(accuracy.SYNTHETIC_MONTHS) and set(frame["category"]) == {"all"}
