@@ -7,10 +7,14 @@ configuration or file-level error, printed as one `error: ...` line on stderr, n
 A command's result (validate's counts, experiment's overrides, bench's summary) goes to stdout; progress
 goes through the `salesjax` logger to stderr as plain lines: info by default, debug with -v, warnings
 only (and no progress bars) with -q.
+
+A command imports the code it runs when it runs, so that `salesjax validate` (or `--help`) starts in a
+second instead of loading JAX and statsforecast first.
 """
 
 import argparse
 import contextlib
+import importlib
 import importlib.metadata
 import logging
 import sys
@@ -18,8 +22,8 @@ import typing
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from salesjax import backtest, distributed, experiment_sets, stages, sweep
-from salesjax.config import PARAMS, Config, DataConfig, PanelColumns, check_date_format, load_config
+from salesjax import experiment_sets
+from salesjax.config import PARAMS, DataConfig, PanelColumns, check_date_format, load_config
 from salesjax.data import simulate
 from salesjax.data.schema import (
     Validated,
@@ -30,8 +34,6 @@ from salesjax.data.schema import (
     write_table,
 )
 from salesjax.errors import SalesjaxError
-from salesjax.forecast_stage import run_apply, run_forecast, run_forecast_baselines
-from salesjax.report.stage import run_report
 
 logger = logging.getLogger("salesjax.cli")  # not __name__: run as `python -m salesjax.cli` that is __main__
 
@@ -163,16 +165,18 @@ def _params_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="params file")
 
 
-def _stage(
-    function: Callable[[Config], None], multi_process: bool = False
-) -> Callable[[argparse.Namespace], int]:
-    """Wrap a stage function as a command: load params, (join the processes,) run, exit 0."""
+def _stage(target: str, multi_process: bool = False) -> Callable[[argparse.Namespace], int]:
+    """The stage function at `target` ("module:function") as a command: load params, (join the
+    processes,) import and run it, exit 0."""
+    module, name = target.split(":")
 
     def run(args: argparse.Namespace) -> int:
         cfg = load_config(args.params)
         if multi_process:
+            from salesjax import distributed
+
             distributed.initialize()
-        function(cfg)
+        getattr(importlib.import_module(module), name)(cfg)
         return 0
 
     return run
@@ -186,6 +190,8 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     """Train the default forecasters, or one named experiment set (run by every process of a group)."""
+    from salesjax import distributed, stages
+
     cfg = load_config(args.params, args.experiment)
     distributed.initialize()
     stages.run_train(cfg, args.experiment)
@@ -259,6 +265,8 @@ def _forecast_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _forecast(args: argparse.Namespace) -> int:
     """Run the forecast stage, or apply a saved model to a panel (--model, --data, --out)."""
+    from salesjax.forecast_stage import run_apply, run_forecast
+
     applying = (args.data, args.months, args.out, args.covariates)
     if args.model is None:
         if any(v is not None for v in applying):
@@ -277,33 +285,43 @@ COMMANDS: dict[str, Command] = {
         "write the calibrated default dataset (or a chain of another size)", _simulate_arguments, _simulate
     ),
     "prepare": Command(
-        "DVC stage: validate, aggregate, calendar features", _params_argument, _stage(stages.prepare)
+        "DVC stage: validate, aggregate, calendar features",
+        _params_argument,
+        _stage("salesjax.stages:prepare"),
     ),
     "train": Command("DVC stage: train the LSTM and its seed ensemble", _train_arguments, _train),
     "baselines": Command(
-        "DVC stage: fit the statsforecast baselines", _params_argument, _stage(stages.run_baselines)
+        "DVC stage: fit the statsforecast baselines",
+        _params_argument,
+        _stage("salesjax.stages:run_baselines"),
     ),
     "evaluate": Command(
-        "DVC stage: score every forecaster on the test months", _params_argument, _stage(stages.run_evaluate)
+        "DVC stage: score every forecaster on the test months",
+        _params_argument,
+        _stage("salesjax.stages:run_evaluate"),
     ),
-    "report": Command("DVC stage: figures and the report", _params_argument, _stage(run_report)),
+    "report": Command(
+        "DVC stage: figures and the report", _params_argument, _stage("salesjax.report.stage:run_report")
+    ),
     "backtest-baselines": Command(
         "DVC stage: the baselines at every backtest origin",
         _params_argument,
-        _stage(backtest.run_backtest_baselines),
+        _stage("salesjax.backtest:run_backtest_baselines"),
     ),
     "backtest": Command(
-        "DVC stage: rolling-origin backtest, all models", _params_argument, _stage(backtest.run_backtest)
+        "DVC stage: rolling-origin backtest, all models",
+        _params_argument,
+        _stage("salesjax.backtest:run_backtest"),
     ),
     "sweep": Command(
         "DVC stage: vmapped hyperparameter sweep on the hold-out",
         _params_argument,
-        _stage(sweep.run_sweep, multi_process=True),
+        _stage("salesjax.sweep:run_sweep", multi_process=True),
     ),
     "forecast-baselines": Command(
         "DVC stage: the baselines fitted on all observed months, for forecast",
         _params_argument,
-        _stage(run_forecast_baselines),
+        _stage("salesjax.forecast_stage:run_forecast_baselines"),
     ),
     "forecast": Command(
         "DVC stage: forecast beyond the data; --model: apply a model", _forecast_arguments, _forecast

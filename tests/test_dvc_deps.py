@@ -1,7 +1,8 @@
 """Every DVC stage lists exactly the salesjax files its command can run, derived from the code with `ast`.
 
 The closure is taken over names, not whole modules: a stage's root is its command's `run` expression
-in cli.py's COMMANDS table, and from there every global name a definition uses is followed into the
+in cli.py's COMMANDS table (with any "module:function" string in it, the function a stage command
+imports when it runs), and from there every global name a definition uses is followed into the
 module that defines it (a function, class or constant), through `from ... import` and `module.attr`.
 A module's import-time statements other than definitions and imports (e.g. `matplotlib.use`) join
 the closure once anything of it is used. So `backtest` importing `REPORTS` from stages.py depends on
@@ -155,6 +156,9 @@ def stage_closure(package: dict[str, Module], run: ast.expr) -> set[str]:
     closure = Closure(package)
     closure.modules.add(CLI)  # cli's own import-time code only builds the parser
     closure.node(CLI, run)
+    for sub in ast.walk(run):
+        if isinstance(sub, ast.Constant) and str(sub.value).startswith(f"{PACKAGE}."):
+            closure.symbol(*sub.value.split(":"))
     paths = {package[m].path for m in closure.modules - {CLI}}
     return {p for p in paths if not p.endswith("__init__.py")}
 
