@@ -590,10 +590,13 @@ def _solve_kappa(units: np.ndarray, revenue: np.ndarray, keep: np.ndarray) -> np
     k0 = _bisect(lambda k: kept(revenue, 0, k) - smart)
 
     def k2(k1: float) -> float:
-        return _bisect(lambda k: kept(revenue, 1, k1) + kept(revenue, 2, k) - (total - smart))
+        rest = kept(revenue, 1, k1)  # the same in every step of the inner bisection
+        return _bisect(lambda k: rest + kept(revenue, 2, k) - (total - smart))
+
+    units0 = kept(units, 0, k0)
 
     def unit_gap(k1: float) -> float:
-        return kept(units, 0, k0) + kept(units, 1, k1) + kept(units, 2, k2(k1)) - n_units
+        return units0 + kept(units, 1, k1) + kept(units, 2, k2(k1)) - n_units
 
     k1 = _bisect(unit_gap)
     return np.array([k0, k1, k2(k1)])
