@@ -158,7 +158,9 @@ def stage_closure(package: dict[str, Module], run: ast.expr) -> set[str]:
     closure.node(CLI, run)
     for sub in ast.walk(run):
         if isinstance(sub, ast.Constant) and str(sub.value).startswith(f"{PACKAGE}."):
-            closure.symbol(*sub.value.split(":"))
+            module, name = sub.value.split(":")
+            assert isinstance(package[module].defs.get(name), ast.FunctionDef), f"{sub.value} is no function"
+            closure.symbol(module, name)
     paths = {package[m].path for m in closure.modules - {CLI}}
     return {p for p in paths if not p.endswith("__init__.py")}
 
