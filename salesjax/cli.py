@@ -8,8 +8,8 @@ A command's result (validate's counts, experiment's overrides, bench's summary) 
 goes through the `salesjax` logger to stderr as plain lines: info by default, debug with -v, warnings
 only (and no progress bars) with -q.
 
-A command imports the code it runs when it runs, so that `salesjax validate` (or `--help`) starts in a
-second instead of loading JAX and statsforecast first.
+A command imports the code it runs when it runs, so that `salesjax validate` (or `--help`) starts in two
+seconds instead of loading JAX and statsforecast first (13 s on a 2-core machine).
 """
 
 import argparse

@@ -590,8 +590,8 @@ def _solve_kappa(units: np.ndarray, revenue: np.ndarray, keep: np.ndarray) -> np
     k0 = _bisect(lambda k: kept(revenue, 0, k) - smart)
 
     def k2(k1: float) -> float:
-        rest = kept(revenue, 1, k1)  # the same in every step of the inner bisection
-        return _bisect(lambda k: rest + kept(revenue, 2, k) - (total - smart))
+        revenue1 = kept(revenue, 1, k1)  # the same in every step of the inner bisection
+        return _bisect(lambda k: revenue1 + kept(revenue, 2, k) - (total - smart))
 
     units0 = kept(units, 0, k0)
 
