@@ -142,10 +142,10 @@ def test_the_module_exits_with_mains_code(tmp_path, params):
 
 def test_validate_loads_neither_jax_nor_statsforecast(tmp_path, params):
     path = csv(tmp_path / "t.csv", HEADER, *GOOD)
-    code = (
+    program = (
         "import sys; from salesjax.cli import main; "
         f"code = main(['validate', {str(path)!r}, '--params', {str(params)!r}]); "
         "print(code, [m for m in ('jax', 'statsforecast', 'flax') if m in sys.modules])"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True)
     assert done.stdout.splitlines()[-1] == "0 []"
