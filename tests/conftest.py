@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from salesjax import baselines
 from salesjax.config import parse_config
 
 ROOT = Path(__file__).parents[1]
@@ -35,6 +36,27 @@ def tiny_params() -> dict:
     params["train"]["min_steps_per_epoch"] = 1  # batches of 16: the tiny panel fills few steps
     params["baselines"]["n_jobs"] = 1  # in process: this one has started JAX, and forking it can deadlock
     return params
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_baseline_fits():
+    """The stages that tests run share statsforecast's fits by their exact inputs (a fresh copy each).
+
+    AutoARIMA takes most of a tiny panel's stage time, the fits are deterministic
+    (test_baselines.py::test_deterministic) and many tests refit the same months; a fit whose inputs
+    differ in any value (a leaked test month) is a new fit. test_baselines.py tests the fits themselves.
+    """
+    fits, fit = {}, baselines.forecast_baselines
+
+    def shared(history, history_mask, *args, **options):
+        key = repr((history.shape, history.tobytes(), history_mask.tobytes(), args, sorted(options.items())))
+        if key not in fits:
+            fits[key] = fit(history, history_mask, *args, **options)
+        return {name: forecast.copy() for name, forecast in fits[key].items()}
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(baselines, "forecast_baselines", shared)
+        yield
 
 
 @pytest.fixture

@@ -81,17 +81,19 @@ def test_two_processes_agree_with_one(tmp_path):
         )
         for i in range(2)
     ]
-    errors = [p.communicate(timeout=240)[1] for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], "\n".join(e[-1500:] for e in errors)
-    cfg = parse_config(tiny_params())
+    cfg = parse_config(tiny_params())  # the one-process runs, trained while the two processes start
     windows, shapes = tiny_windows(cfg)
-    saved = np.load(out)
+    alone = {}
     for name, seeds in RUNS.items():
         seen = {}
         kwargs = fit_kwargs(name, windows)
         fit = train.fit(cfg.model, cfg.train, windows, shapes, seeds, on_epoch=seen.__setitem__, **kwargs)
+        alone[name] = fit, np.array([m["grad_norm"] for m in seen.values()])  # each epoch's mean over steps
+    errors = [p.communicate(timeout=240)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], "\n".join(e[-1500:] for e in errors)
+    saved = np.load(out)
+    for name, (fit, norms) in alone.items():
         np.testing.assert_array_equal(saved[f"{name}_epochs"], fit.epochs)
-        norms = np.array([m["grad_norm"] for m in seen.values()])  # each epoch's mean over its steps
         np.testing.assert_allclose(saved[f"{name}_grad_norm"], norms, rtol=1e-4)
         for i, leaf in enumerate(jax.tree.leaves(fit.params)):
             np.testing.assert_allclose(saved[f"{name}_{i}"], leaf, rtol=1e-4, atol=1e-6)
