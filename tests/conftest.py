@@ -1,9 +1,7 @@
 """Shared fixtures: a tiny config and a tiny monthly panel, so real code runs in seconds."""
 
-import atexit
 import copy
-import shutil
-import tempfile
+import os
 from pathlib import Path
 
 import jax
@@ -17,13 +15,20 @@ from salesjax.config import parse_config
 
 ROOT = Path(__file__).parents[1]
 
-# Tests build many identical tiny programs from fresh closures; a compilation cache for the session lets
-# them share compiled code instead of recompiling each one.
-JIT_CACHE = tempfile.mkdtemp(prefix="salesjax-tests-jit-")
-atexit.register(shutil.rmtree, JIT_CACHE, ignore_errors=True)
-jax.config.update("jax_compilation_cache_dir", JIT_CACHE)
-jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+def pytest_configure(config):
+    """Tests build many identical tiny programs from fresh closures; JAX's compilation cache, kept in
+    pytest's cache directory (.pytest_cache; `--cache-clear` empties it), lets them share compiled code
+    within a run and across runs, the tests' subprocesses too (through the environment). An entry that
+    one process reads while another still writes it fails to load, and is compiled again."""
+    settings = {
+        "jax_compilation_cache_dir": str(config.cache.mkdir("jax-compilation")),
+        "jax_persistent_cache_min_compile_time_secs": 0.0,
+        "jax_persistent_cache_min_entry_size_bytes": 0,
+    }
+    for name, value in settings.items():
+        jax.config.update(name, value)
+        os.environ[name.upper()] = str(value)
 
 
 def tiny_params() -> dict:
