@@ -20,7 +20,10 @@ def pytest_configure(config):
     """Tests build many identical tiny programs from fresh closures; JAX's compilation cache, kept in
     pytest's cache directory (.pytest_cache; `--cache-clear` empties it), lets them share compiled code
     within a run and across runs, the tests' subprocesses too (through the environment). An entry that
-    one process reads while another still writes it fails to load, and is compiled again."""
+    one process reads while another still writes it fails to load, and is compiled again. Without
+    pytest's cache (`-p no:cacheprovider`) every program compiles anew."""
+    if not hasattr(config, "cache"):
+        return
     settings = {
         "jax_compilation_cache_dir": str(config.cache.mkdir("jax-compilation")),
         "jax_persistent_cache_min_compile_time_secs": 0.0,
