@@ -2,6 +2,7 @@
 
 import copy
 import os
+import shutil
 from pathlib import Path
 
 import jax
@@ -10,7 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from salesjax import baselines
+from salesjax import baselines, stages
 from salesjax.config import parse_config
 
 ROOT = Path(__file__).parents[1]
@@ -65,6 +66,28 @@ def shared_baseline_fits():
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(baselines, "forecast_baselines", shared)
         yield
+
+
+def run_stages(root: Path, panel: pd.DataFrame):
+    """prepare, train, baselines and evaluate on `panel` with the tiny params, in `root`; the Config."""
+    root.mkdir(parents=True, exist_ok=True)
+    panel.to_csv(root / "panel.csv", index=False)
+    params = tiny_params()
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    cfg = parse_config(params)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        for stage in (stages.prepare, stages.run_train, stages.run_baselines, stages.run_evaluate):
+            stage(cfg)
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """A function that copies one run of `run_stages` on the tiny panel (made once per worker) to a path."""
+    run = tmp_path_factory.mktemp("tiny_run")
+    run_stages(run, make_panel())
+    return lambda root: Path(shutil.copytree(run, root))
 
 
 @pytest.fixture

@@ -6,8 +6,7 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
-from conftest import ROOT, make_panel, tiny_params
+from conftest import ROOT, make_panel, run_stages, tiny_params
 
 from salesjax import calibration, checkpoint, evaluate, stages, train
 from salesjax.cli import main
@@ -22,30 +21,16 @@ METRICS = {"mase", "wape", "relative_bias", "coverage_80", "crps_scaled", "mase_
 }
 
 
-def run_pipeline(root, poison_test: bool):
-    """Run every stage in `root` on the tiny panel; optionally poison the test months' revenue."""
-    panel = make_panel()
-    if poison_test:
-        test = panel["month"] >= "2020-01"
-        panel.loc[test, "revenue"] = panel.loc[test, "revenue"] * 1e6 + 1e9
-    root.mkdir()
-    panel.to_csv(root / "panel.csv", index=False)
-    params = tiny_params()
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    cfg = parse_config(params)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(root)
-        for stage in (stages.prepare, stages.run_train, stages.run_baselines, stages.run_evaluate):
-            stage(cfg)
-    return cfg
-
-
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """The tiny pipeline run on clean data and on data whose test months are poisoned."""
+def runs(tmp_path_factory, tiny_run):
+    """The tiny pipeline run on clean data and on data whose test months' revenue is poisoned."""
     base = tmp_path_factory.mktemp("pipeline")
+    panel = make_panel()
+    test = panel["month"] >= "2020-01"
+    panel.loc[test, "revenue"] = panel.loc[test, "revenue"] * 1e6 + 1e9
     return {
-        poison: (base / str(poison), run_pipeline(base / str(poison), poison)) for poison in (False, True)
+        False: (tiny_run(base / "False"), parse_config(tiny_params())),
+        True: (base / "True", run_stages(base / "True", panel)),
     }
 
 

@@ -51,17 +51,9 @@ def write_params(root: Path, params: dict) -> None:
 
 
 @pytest.fixture(scope="module")
-def pipeline(tmp_path_factory) -> Path:
-    """prepare, train, baselines and evaluate run once on the tiny panel; tests damage and restore it."""
-    root = tmp_path_factory.mktemp("reliability")
-    make_panel().to_csv(root / "panel.csv", index=False)
-    write_params(root, tiny_params())
-    cfg = parse_config(tiny_params())
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(root)
-        for stage in (stages.prepare, stages.run_train, stages.run_baselines, stages.run_evaluate):
-            stage(cfg)
-    return root
+def pipeline(tmp_path_factory, tiny_run) -> Path:
+    """prepare, train, baselines and evaluate run on the tiny panel; tests damage and restore it."""
+    return tiny_run(tmp_path_factory.mktemp("reliability") / "run")
 
 
 @pytest.fixture
