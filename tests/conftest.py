@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from salesjax import baselines, stages
-from salesjax.config import parse_config
+from salesjax.config import Config, parse_config
 
 ROOT = Path(__file__).parents[1]
 
@@ -68,8 +68,8 @@ def shared_baseline_fits():
         yield
 
 
-def run_stages(root: Path, panel: pd.DataFrame):
-    """prepare, train, baselines and evaluate on `panel` with the tiny params, in `root`; the Config."""
+def run_stages(root: Path, panel: pd.DataFrame) -> Config:
+    """prepare, train, baselines and evaluate on `panel` with the tiny params, in `root`."""
     root.mkdir(parents=True, exist_ok=True)
     panel.to_csv(root / "panel.csv", index=False)
     params = tiny_params()
