@@ -18,18 +18,21 @@ ROOT = Path(__file__).parents[1]
 
 
 def pytest_configure(config):
-    """Tests build many identical tiny programs from fresh closures; JAX's compilation cache, kept in
-    pytest's cache directory (.pytest_cache; `--cache-clear` empties it), lets them share compiled code
-    within a run and across runs, the tests' subprocesses too (through the environment). An entry that
-    one process reads while another still writes it fails to load, and is compiled again. Without
-    pytest's cache (`-p no:cacheprovider`) every program compiles anew."""
-    if not hasattr(config, "cache"):
-        return
-    settings = {
-        "jax_compilation_cache_dir": str(config.cache.mkdir("jax-compilation")),
-        "jax_persistent_cache_min_compile_time_secs": 0.0,
-        "jax_persistent_cache_min_entry_size_bytes": 0,
-    }
+    """The tests check behaviour, not speed, and their programs are tiny: XLA's optimisation passes
+    take most of their compile time, so the tests (and their subprocesses, through the environment)
+    compile with most of them off (the suite passes either way); the stages and the benchmarks run
+    fully optimised. Tests build many identical programs from fresh closures; JAX's
+    compilation cache, kept in pytest's cache directory (.pytest_cache; `--cache-clear` empties it),
+    lets them share compiled code within a run and across runs. An entry that one process reads while
+    another still writes it fails to load, and is compiled again. Without pytest's cache
+    (`-p no:cacheprovider`) every program compiles anew."""
+    settings = {"jax_disable_most_optimizations": True}
+    if hasattr(config, "cache"):
+        settings |= {
+            "jax_compilation_cache_dir": str(config.cache.mkdir("jax-compilation")),
+            "jax_persistent_cache_min_compile_time_secs": 0.0,
+            "jax_persistent_cache_min_entry_size_bytes": 0,
+        }
     for name, value in settings.items():
         jax.config.update(name, value)
         os.environ[name.upper()] = str(value)
