@@ -18,14 +18,15 @@ ROOT = Path(__file__).parents[1]
 
 
 def pytest_configure(config):
-    """The tests check behaviour, not speed, and their programs are tiny: XLA's optimisation passes
-    take most of their compile time, so the tests (and their subprocesses, through the environment)
-    compile with most of them off (the suite passes either way); the stages and the benchmarks run
-    fully optimised. Tests build many identical programs from fresh closures; JAX's
-    compilation cache, kept in pytest's cache directory (.pytest_cache; `--cache-clear` empties it),
-    lets them share compiled code within a run and across runs. An entry that one process reads while
-    another still writes it fails to load, and is compiled again. Without pytest's cache
-    (`-p no:cacheprovider`) every program compiles anew."""
+    """JAX settings for the tests and, through the environment, their subprocesses.
+
+    The tests check behaviour, not speed, and their programs are tiny: most of XLA's optimisation
+    passes are off (a third less CPU time for test_train.py and test_model.py; the suite passes either
+    way), while the stages and the benchmarks run fully optimised. Tests build many identical programs
+    from fresh closures; JAX's compilation cache, kept in pytest's cache directory (.pytest_cache;
+    `--cache-clear` empties it), lets them share compiled code within a run and across runs. An entry
+    that one process reads while another still writes it fails to load, and is compiled again. Without
+    pytest's cache (`-p no:cacheprovider`) every program compiles anew."""
     settings = {"jax_disable_most_optimizations": True}
     if hasattr(config, "cache"):
         settings |= {
