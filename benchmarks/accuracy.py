@@ -55,6 +55,7 @@ WEEKDAY_FACTORS = (0.9, 0.85, 0.85, 0.9, 1.05, 1.3, 1.15)  # a store's day of we
 MONTH_EFFECTS = (-0.05, -0.08, 0.0, 0.0, 0.03, 0.02, 0.03, 0.05, 0.0, -0.02, 0.02, 0.15)  # the chain's season
 SYNTHETIC_MONTHS = pd.period_range("2010-01", "2019-12", freq="M")  # 96 training + 2 x 12 test months
 SYNTHETIC_ORIGINS = ("2018-01", "2019-01")
+RETAIL_REGIONS, RETAIL_SIZES = 8, (40, 160)  # retail turnover: 8 regions x 5 or 20 industries
 LEVELS = ("store_category", "store", "category", "total")  # bottom level first
 LSTM_SECTIONS = {"model", "train", "backtest"}  # params that --baselines-from may reuse baselines across
 METRICS = ("mase", "mae", "rmse", "wape", "smape", "bias", "pinball", "coverage_80", "mase_series_excluded")
@@ -63,7 +64,7 @@ METRICS = ("mase", "mae", "rmse", "wape", "smape", "bias", "pinball", "coverage_
 class Case(NamedTuple):
     """One panel under one protocol: where its series come from, how many, and its origins."""
 
-    source: str  # pbs | livestock | simulator | one of KINDS | mixed | stores
+    source: str  # pbs | livestock | simulator | one of KINDS | mixed | stores | retail
     size: int  # series asked for: every k-th of the sorted keys (all when size >= their number)
     protocol: str  # a key of PROTOCOLS
     origins: tuple[str, ...]  # YYYY-MM, first forecast month of each origin
@@ -124,8 +125,9 @@ def full_cases() -> list[Case]:
     synthetic = [
         Case(k, n, p, SYNTHETIC_ORIGINS) for k in (*KINDS, "stores") for n in (10, 200) for p in PROTOCOLS
     ]
+    retail = [Case("retail", n, p, SYNTHETIC_ORIGINS) for n in RETAIL_SIZES for p in PROTOCOLS]
     extra = [Case("simulator", 800, "short", ("2020-01",)), Case("mixed", 1000, "short", ("2019-01",))]
-    return sorted(real + synthetic + extra, key=lambda c: (c.size, PROTOCOLS[c.protocol]))
+    return sorted(real + synthetic + retail + extra, key=lambda c: (c.size, PROTOCOLS[c.protocol]))
 
 
 def quick_cases() -> list[Case]:
@@ -221,6 +223,47 @@ def store_totals(size: int) -> pd.DataFrame:
     )
 
 
+def retail_turnover(size: int) -> pd.DataFrame:
+    """A seeded raw panel of a statistics office's retail turnover, RETAIL_REGIONS regions x industries.
+
+    Smooth, seasonal and growing, as official monthly retail series are: level a lognormal region factor
+    (sigma 0.8) x an industry factor (sigma 0.7) x 100; monthly log growth N(0.003, 0.001) per region +
+    N(0, 0.002) per industry + N(0, 0.001) per series, itself walking (0.0003 a month); each industry's
+    season a random monthly shape (amplitude 0.02..0.08) with a December peak of 0.05..0.6 and a January
+    dip of 0..0.15, scaled 0.8..1.2 and perturbed (0.01) per series; a log random walk (0.01 a month);
+    lognormal noise 0.03 (0.075 for the smallest quarter of the series); and the month's number of days.
+    """
+    rng = np.random.default_rng([len(KINDS) + 2, size])
+    n_industries, t = size // RETAIL_REGIONS, len(SYNTHETIC_MONTHS)
+    region, industry = np.divmod(np.arange(size), n_industries)
+    level = (
+        100 * rng.lognormal(0, 0.8, RETAIL_REGIONS)[region] * rng.lognormal(0, 0.7, n_industries)[industry]
+    )
+    growth = (
+        rng.normal(0.003, 0.001, RETAIL_REGIONS)[region]
+        + rng.normal(0, 0.002, n_industries)[industry]
+        + rng.normal(0, 0.001, size)
+    )[:, None] + np.cumsum(rng.normal(0, 0.0003, (size, t)), axis=1)
+    shape = rng.normal(0, 1, (n_industries, 12))
+    season = rng.uniform(0.02, 0.08, (n_industries, 1)) * (shape - shape.mean(axis=1, keepdims=True))
+    season[:, 11] += rng.uniform(0.05, 0.6, n_industries)
+    season[:, 0] -= rng.uniform(0.0, 0.15, n_industries)
+    season = season[industry] * rng.uniform(0.8, 1.2, (size, 1)) + rng.normal(0, 0.01, (size, 12))
+    noise = np.where(level < np.quantile(level, 0.25), 0.075, 0.03)[:, None] * rng.normal(0, 1, (size, t))
+    walk = np.cumsum(rng.normal(0, 0.01, (size, t)), axis=1)
+    days = SYNTHETIC_MONTHS.days_in_month.to_numpy() / 30.4
+    log_season = season[:, SYNTHETIC_MONTHS.month.to_numpy() - 1]
+    revenue = level[:, None] * days * np.exp(np.cumsum(growth, axis=1) + log_season + walk + noise)
+    return pd.DataFrame(
+        {
+            "month": np.tile(SYNTHETIC_MONTHS.astype(str), size),
+            "store": np.repeat([f"R{r}" for r in region], t),
+            "category": np.repeat([f"I{i:02d}" for i in industry], t),
+            "revenue": revenue.round(3).reshape(-1),
+        }
+    )
+
+
 def simulator_source() -> Source:
     """The project's default dataset (simulator seed 0), aggregated as `stages.prepare` aggregates it."""
     data = suite_config({}).data
@@ -250,7 +293,8 @@ def load_source(case: Case) -> Source:
         return Source(
             subset(panel_rows(read_table(DATA / REAL_FILES[case.source])), case.size), None, "panel"
         )
-    frame = store_totals(case.size) if case.source == "stores" else synthetic_frame(case.source, case.size)
+    own = {"stores": store_totals, "retail": retail_turnover}
+    frame = own[case.source](case.size) if case.source in own else synthetic_frame(case.source, case.size)
     return Source(panel_rows(frame), None, "panel")
 
 

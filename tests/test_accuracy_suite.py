@@ -1,6 +1,7 @@
-"""The accuracy suite: params overrides (`--set`, parsed as `dvc exp run -S`), and its store-totals panel."""
+"""The accuracy suite: params overrides (`--set`, parsed as `dvc exp run -S`), and its own panels."""
 
 import accuracy
+import numpy as np
 import pytest
 
 from salesjax.errors import SalesjaxError
@@ -35,3 +36,15 @@ def test_store_totals_are_seeded_valid_monthly_sums_of_days():
     # the months are sums of their days: February (the fewest, and the season's low) is each year's least
     least = revenue.reshape(10, -1, 12).argmin(axis=-1) == 1
     assert least.mean() > 0.8
+
+
+def test_retail_turnover_is_seeded_smooth_and_peaks_in_december():
+    frame = accuracy.retail_turnover(40)
+    assert frame.equals(accuracy.retail_turnover(40)) and not frame.equals(accuracy.retail_turnover(160))
+    assert len(frame) == 40 * len(accuracy.SYNTHETIC_MONTHS) and frame["store"].nunique() == 8
+    assert len(accuracy.panel_rows(frame)) == len(frame)
+    revenue = frame.pivot(index=["store", "category"], columns="month", values="revenue").to_numpy()
+    assert (revenue > 0).all()
+    assert (revenue.reshape(40, -1, 12).argmax(axis=-1) == 11).mean() > 0.9  # December, every year
+    yearly = revenue.reshape(40, -1, 12).sum(axis=-1)
+    assert 1.0 < np.median(yearly[:, -1] / yearly[:, 0]) < 2.0  # it grows, by a few percent a year
