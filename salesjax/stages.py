@@ -58,9 +58,8 @@ def write_json(obj: object, path: Path) -> None:
     path.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
-def _validated(cfg: DataConfig, path: Path, covariates: tuple[str, ...] = ()) -> Validated:
-    """Read and validate one raw file in the configured format (a panel with `covariates` columns)."""
-    table = read_table(path)
+def _validated(cfg: DataConfig, table: pd.DataFrame, covariates: tuple[str, ...] = ()) -> Validated:
+    """Validate one raw table in the configured format (a panel with `covariates` columns)."""
     if cfg.format == "panel":
         return validate_panel(table, cfg.panel_columns, covariates)
     return validate_transactions(
@@ -75,6 +74,9 @@ def _monthly(cfg: DataConfig, validated: Validated) -> pd.DataFrame:
     return validated.kept.drop(columns=list(cfg.covariates if cfg.covariates_path is None else ()))
 
 
+INPUT_PARAMS = {"observed": "path", "counterfactual": "counterfactual_path", "covariates": "covariates_path"}
+
+
 def _raw_inputs(data: DataConfig) -> dict[str, Path]:
     """The raw files of each world, and of the covariates when they come in a side file."""
     inputs = {"observed": Path(data.path)}
@@ -86,14 +88,27 @@ def _raw_inputs(data: DataConfig) -> dict[str, Path]:
 
 
 def _validated_inputs(data: DataConfig, inputs: dict[str, Path]) -> dict[str, Validated]:
-    """Each input validated: the covariates' side file by its own contract, the observed panel with them."""
+    """Each input validated: the covariates' side file by its own contract, the observed panel with them.
+
+    A file that breaks its contract is named with the param that points at it, and a counterfactual one
+    with the fix for data without a second world.
+    """
     out = {}
     for name, path in inputs.items():
-        if name == "covariates":
-            out[name] = validate_covariates(read_table(path), data.panel_columns, data.covariates)
-        else:
-            in_panel = data.covariates if name == "observed" and data.covariates_path is None else ()
-            out[name] = _validated(data, path, in_panel)
+        table = read_table(path)
+        try:
+            if name == "covariates":
+                out[name] = validate_covariates(table, data.panel_columns, data.covariates)
+            else:
+                in_panel = data.covariates if name == "observed" and data.covariates_path is None else ()
+                out[name] = _validated(data, table, in_panel)
+        except SalesjaxError as exc:
+            fix = (
+                "; without a second world, set data.counterfactual_path=null"
+                if name == "counterfactual"
+                else ""
+            )
+            raise SalesjaxError(f"{path} (data.{INPUT_PARAMS[name]}): {exc}{fix}") from None
     return out
 
 

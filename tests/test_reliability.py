@@ -106,6 +106,22 @@ def test_prepare_refuses_a_data_path_it_would_overwrite(panel_csv, params, monke
     assert snapshot(panel_csv) == before
 
 
+def test_an_input_breaking_its_contract_is_named_with_its_param(panel_csv, params, monkeypatch, capsys):
+    monkeypatch.chdir(panel_csv)  # a panel run that kept the default data's counterfactual (transactions)
+    Path("counterfactual.csv").write_text(HEADER + "\n" + ROW.format(i=1) + "\n")
+    params["data"]["counterfactual_path"] = "counterfactual.csv"
+    write_params(panel_csv, params)
+    before = snapshot(panel_csv)
+    code, _, err = run(capsys, "prepare")
+    assert_one_error(
+        code,
+        err,
+        "counterfactual.csv (data.counterfactual_path): missing required columns 'month'",
+        "set data.counterfactual_path=null",
+    )
+    assert snapshot(panel_csv) == before
+
+
 # ------------------------------------------------------------ 2. expected models are never dropped
 
 
