@@ -58,6 +58,7 @@ SYNTHETIC_ORIGINS = ("2018-01", "2019-01")
 RETAIL_REGIONS, RETAIL_SIZES = 8, (40, 160)  # retail turnover: 8 regions x 5 or 20 industries
 LEVELS = ("store_category", "store", "category", "total")  # bottom level first
 LSTM_SECTIONS = {"model", "train", "backtest"}  # params that --baselines-from may reuse baselines across
+EARLIER_RECONCILE = "bottom_up"  # the baselines of a JSON that does not say (before salesjax.reconcile)
 METRICS = ("mase", "mae", "rmse", "wape", "smape", "bias", "pinball", "coverage_80", "mase_series_excluded")
 
 
@@ -418,7 +419,8 @@ def run_case(case: Case, saved: dict[str, dict] | None = None, changes: dict | N
     source = load_source(case)
     prepared = [prepare(base, source, o, PROTOCOLS[case.protocol]) for o in case.origins]
     fitted = [
-        {} if saved else backtest.baseline_forecasts(p.cfg, *training(p), TEST_MONTHS) for p in prepared
+        {} if saved else backtest.baseline_forecasts(p.cfg, p.panel, *training(p), TEST_MONTHS)
+        for p in prepared
     ]
     origins = {}
     for label, p, baseline in zip(case.origins, prepared, fitted, strict=True):
@@ -445,6 +447,7 @@ def suite_info(quick: bool, changes: dict) -> dict:
         "protocols": PROTOCOLS,
         "season_length": cfg.evaluate.season_length,
         "ensemble_size": cfg.backtest.ensemble_size,
+        "reconcile": cfg.baselines.reconcile,
         "overrides": changes,
         "metric": "MASE: mean over series of test MAE / in-sample seasonal-naive MAE (metrics.mase)",
     }
@@ -533,21 +536,33 @@ def render(results: dict) -> str:
     return "\n\n".join(sections) + f"\n\n{len(results['panels'])} panels, {run}, {seconds:.0f} s in all.\n"
 
 
-def check_inputs(cases: list[Case], changes: dict, reuse: bool) -> None:
+def check_inputs(cases: list[Case], changes: dict, reused: list[Path]) -> None:
     """Exit with one line when a real panel's file is missing, the model forecasts too few months, an
-    override is not a valid params value, or reused baselines would not match overridden data."""
+    override is not a valid params value, or reused baselines would not match overridden data or were
+    reconciled otherwise than `baselines.reconcile` says."""
     missing = sorted(
         {str(DATA / REAL_FILES[c.source]) for c in cases if c.source in REAL_FILES}
         - {str(p) for p in DATA.glob("*.csv")}
     )
     if missing:
         sys.exit(f"accuracy: {missing[0]} not found (the shared/ folder must sit beside the repository)")
-    if reuse and (other := sorted(set(changes) - LSTM_SECTIONS)):
-        sys.exit(f"accuracy: --set {other[0]}.* changes the baselines' input; drop --baselines-from")
+    moved = sorted(set(changes) - LSTM_SECTIONS - {"baselines"}) + [
+        f"baselines.{key}" for key in changes.get("baselines", {}) if key != "reconcile"
+    ]
+    if reused and moved:
+        sys.exit(f"accuracy: --set {moved[0]} changes the baselines' input; drop --baselines-from")
     try:
-        horizon = suite_config(changes).model.horizon
+        cfg = suite_config(changes)
     except SalesjaxError as exc:
         sys.exit(f"accuracy: {exc}")
+    for path in reused:
+        theirs = json.loads(path.read_text())["suite"].get("reconcile", EARLIER_RECONCILE)
+        if theirs != cfg.baselines.reconcile:
+            sys.exit(
+                f"accuracy: {path}'s baselines are reconciled '{theirs}', baselines.reconcile is "
+                f"'{cfg.baselines.reconcile}'; add --set baselines.reconcile={theirs} or drop that file"
+            )
+    horizon = cfg.model.horizon
     if horizon < TEST_MONTHS:
         sys.exit(f"accuracy: model.horizon {horizon} is below the protocol's {TEST_MONTHS} test months")
 
@@ -583,7 +598,7 @@ def main() -> None:
         changes = overrides(args.set)
     except SalesjaxError as exc:
         sys.exit(f"accuracy: {exc}")
-    check_inputs(cases, changes, bool(args.baselines_from))
+    check_inputs(cases, changes, args.baselines_from)
     os.environ.setdefault("TQDM_DISABLE", "1")  # the training progress bars would drown the progress lines
     results = run_suite(cases, args.out, args.quick, args.baselines_from, changes)
     print(render(results))

@@ -50,6 +50,7 @@ from salesjax.stages import (
     BASELINES,
     QUANTILES,
     REPORTS,
+    fit_baselines,
     headline_metrics,
     load_prepared,
     panel_covariates,
@@ -91,25 +92,17 @@ def training_months(cfg: Config, panel: Panel, origin: Origin) -> tuple[np.ndarr
     return panel.worlds[cfg.data.target][:, : origin.start], panel.available[:, : origin.start]
 
 
-def baseline_arrays(
-    cfg: Config, history: np.ndarray, available: np.ndarray, n_test: int
-) -> dict[str, np.ndarray]:
-    """Each baseline's f64[S,n_test,Q] forecast (revenue, at QUANTILES) from training months f64[S,T0]."""
-    season, n_jobs, engine = cfg.evaluate.season_length, cfg.baselines.n_jobs, cfg.baselines.engine
-    return baselines.forecast_baselines(history, available, n_test, season, QUANTILES, n_jobs, engine)
-
-
 def baseline_forecasts(
-    cfg: Config, history: np.ndarray, available: np.ndarray, n_test: int
+    cfg: Config, panel: Panel, history: np.ndarray, available: np.ndarray, n_test: int
 ) -> dict[str, evaluate.Forecast]:
-    """`baseline_arrays` as forecasts to score (the backtest stage reads them from the saved artifact)."""
-    fcs = baseline_arrays(cfg, history, available, n_test)
+    """`fit_baselines` as forecasts to score (the backtest stage reads them from the saved artifact)."""
+    fcs = fit_baselines(cfg, panel, history, available, n_test)
     return {name: evaluate.Forecast(fcs[name], QUANTILES) for name in baselines.BASELINES}
 
 
 def origin_baselines(cfg: Config, panel: Panel, origin: Origin) -> dict[str, np.ndarray]:
     """Each baseline's f64[S,stop-start,Q] forecast (revenue) of `origin`, fitted on the months before it."""
-    return baseline_arrays(cfg, *training_months(cfg, panel, origin), origin.stop - origin.start)
+    return fit_baselines(cfg, panel, *training_months(cfg, panel, origin), origin.stop - origin.start)
 
 
 def reuses_evaluation(split: SplitConfig, origin: Origin) -> bool:

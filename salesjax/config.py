@@ -135,8 +135,10 @@ class EvaluateConfig:
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class BaselinesConfig:
-    """Where the statsforecast baselines are fitted (the forecasts are the same on either engine)."""
+    """How the statsforecast baselines reach the upper levels, and where they are fitted (the forecasts are
+    the same on either engine)."""
 
+    reconcile: typing.Literal["wls", "bottom_up"]  # salesjax.reconcile: every level fitted and reconciled
     engine: typing.Literal["local", "dask"]  # dask: $SALESJAX_DASK_SCHEDULER's cluster, else a local one
     n_jobs: int  # worker processes (local: forked; dask without a scheduler: a local cluster's workers)
 

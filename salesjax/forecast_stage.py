@@ -28,7 +28,7 @@ from flax import serialization
 from matplotlib.figure import Figure
 from matplotlib.ticker import EngFormatter
 
-from salesjax import api, artifacts, baselines, checkpoint, evaluate, forecast, plots
+from salesjax import api, artifacts, baselines, checkpoint, evaluate, forecast, plots, reconcile
 from salesjax.config import Config
 from salesjax.data.panel import Panel
 from salesjax.data.schema import read_table, same_file, write_table
@@ -71,12 +71,15 @@ def run_forecast_baselines(cfg: Config) -> None:
     months = forecast.check_months(cfg.forecast.horizon, cfg.model.horizon)
     frame = observed_rows(cfg, panel)
     history = forecast.dense_panel(frame)
-    fits = baselines.forecast_baselines(
+    fits = reconcile.coherent_baselines(
         history.worlds["observed"],
         history.available,
+        history.store,
+        history.category,
         months,
         cfg.evaluate.season_length,
         cfg.model.quantiles,
+        cfg.baselines.reconcile,
         cfg.baselines.n_jobs,
         cfg.baselines.engine,
     )

@@ -19,6 +19,7 @@ from salesjax import (
     evaluate,
     features,
     plots,
+    reconcile,
     train,
 )
 from salesjax.config import Config, DataConfig, calendar_months, experiment_path
@@ -380,10 +381,28 @@ def run_baselines(cfg: Config) -> None:
     panel, _ = load_prepared(cfg)
     history, available = training_history(cfg, panel)
     window = _test_window(cfg)
-    season, n_jobs, engine = cfg.evaluate.season_length, cfg.baselines.n_jobs, cfg.baselines.engine
-    fcs = baselines.forecast_baselines(history, available, window.stop, season, QUANTILES, n_jobs, engine)
+    fcs = fit_baselines(cfg, panel, history, available, window.stop)
     BASELINES.parent.mkdir(parents=True, exist_ok=True)
     BASELINES.write_bytes(serialization.msgpack_serialize({k: v[:, window] for k, v in fcs.items()}))
+
+
+def fit_baselines(
+    cfg: Config, panel: Panel, history: np.ndarray, available: np.ndarray, n_test: int
+) -> dict[str, np.ndarray]:
+    """Each baseline's coherent f64[S,n_test,Q] forecast (revenue, at QUANTILES) from training months
+    f64[S,T0] of `panel`'s series, reconciled as `baselines.reconcile` says (`salesjax.reconcile`)."""
+    return reconcile.coherent_baselines(
+        history,
+        available,
+        panel.store,
+        panel.category,
+        n_test,
+        cfg.evaluate.season_length,
+        QUANTILES,
+        cfg.baselines.reconcile,
+        cfg.baselines.n_jobs,
+        cfg.baselines.engine,
+    )
 
 
 def _baseline_forecasts(cfg: Config, panel: Panel) -> dict:

@@ -26,6 +26,17 @@ def test_suite_config_applies_overrides_and_validates_them():
         accuracy.suite_config({"model": {"dropout": 2}})
 
 
+def test_reused_baselines_must_have_been_reconciled_as_the_params_say(tmp_path):
+    earlier = tmp_path / "earlier.json"
+    earlier.write_text('{"suite": {}, "panels": []}')  # before salesjax.reconcile: fitted bottom-up
+    with pytest.raises(SystemExit, match=r"reconciled 'bottom_up', baselines.reconcile is 'wls'; add --set"):
+        accuracy.check_inputs([], {}, [earlier])
+    accuracy.check_inputs([], accuracy.overrides(["baselines.reconcile=bottom_up"]), [earlier])
+    accuracy.check_inputs([], {}, [])  # a fresh fit reconciles as the params say
+    with pytest.raises(SystemExit, match=r"--set baselines.n_jobs changes the baselines' input"):
+        accuracy.check_inputs([], {"baselines": {"n_jobs": 1}}, [earlier])
+
+
 def test_store_totals_are_seeded_valid_monthly_sums_of_days():
     frame = accuracy.store_totals(10)
     assert frame.equals(accuracy.store_totals(10))

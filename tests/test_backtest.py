@@ -152,7 +152,7 @@ def test_a_longer_baseline_forecast_begins_with_the_shorter_one(run, prepared):
     panel, _ = prepared
     cfg = parse_config(backtest_params())
     origin = backtest.origins(cfg, panel)[0]
-    short = backtest.baseline_forecasts(cfg, *backtest.training_months(cfg, panel, origin), 2)
+    short = backtest.baseline_forecasts(cfg, panel, *backtest.training_months(cfg, panel, origin), 2)
     for model, fc in short.items():
         np.testing.assert_array_equal(saved(run[0])[origin.label][model][:, :2], fc.values)
 

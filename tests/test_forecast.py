@@ -162,23 +162,24 @@ def test_the_store_fans_draw_only_the_largest_stores(stage, tmp_path, monkeypatc
 def test_the_forecast_baselines_stage_fits_with_its_workers_and_the_forecast_reads_its_file(
     stage, monkeypatch
 ):
-    """baselines.n_jobs and .engine reach the fit; a missing, mis-shaped or stale saved fit is one line."""
+    """baselines.reconcile, .n_jobs and .engine reach the fit; a missing, mis-shaped or stale saved fit is
+    one line."""
     root, _ = stage
     params = forecast_params()
-    params["baselines"] = {"engine": "local", "n_jobs": 3}
+    params["baselines"] = {"reconcile": "bottom_up", "engine": "local", "n_jobs": 3}
     monkeypatch.chdir(root)
     cfg = parse_config(params)
     calls = []
 
-    def fit_baselines(history, available, months, season, quantiles, n_jobs, engine):
-        calls.append((months, n_jobs, engine))
+    def fit_baselines(history, available, store, category, months, season, quantiles, method, n_jobs, engine):
+        calls.append((months, method, n_jobs, engine))
         return {name: np.zeros((len(history), months, len(quantiles))) for name in baselines.BASELINES}
 
     saved = forecast_stage.BASELINE_FITS.read_bytes()
-    monkeypatch.setattr(forecast_stage.baselines, "forecast_baselines", fit_baselines)
+    monkeypatch.setattr(forecast_stage.reconcile, "coherent_baselines", fit_baselines)
     try:
         forecast_stage.run_forecast_baselines(cfg)
-        assert calls == [(HORIZON, 3, "local")]
+        assert calls == [(HORIZON, "bottom_up", 3, "local")]
         model = api.Forecaster.load(root / ENSEMBLE)
         tables = forecast_stage.baseline_tables(cfg, model, HORIZON)
         assert [t["model"].iloc[0] for t in tables] == list(baselines.BASELINES)

@@ -15,10 +15,18 @@ BOTTOM_COLUMNS = ("mae", "rmse", "mase", "wape", "relative_bias", "crps_scaled",
 TOP_GAP, TOP_FINDINGS = 5, 5
 AGGREGATION = (
     "Every model's store, category and company forecasts are sums of its store x category median "
-    "forecasts (bottom-up), so the levels add up exactly. The LSTMs' intervals at those levels are "
+    "forecasts, so the levels add up exactly. {baselines} The LSTMs' intervals at those levels are "
     "calibrated on their hold-out errors (split conformal, `salesjax/calibration.py`); the baselines' are "
     "the sums of their series' quantiles, which is too wide unless the series' errors move together."
 )
+RECONCILED = {
+    "wls": "The LSTMs forecast the store x category series (bottom-up). Each baseline is fitted at every "
+    "level (each store's, each category's and the company's summed revenue too) and its forecasts of all "
+    "levels are reconciled by weighted least squares, each weighed by its own forecast variance "
+    "(`baselines.reconcile: wls`, `salesjax/reconcile.py`), so its upper levels use their own fits.",
+    "bottom_up": "Every model, the baselines too, is fitted on the store x category series only "
+    "(bottom-up; `baselines.reconcile: bottom_up`).",
+}
 
 
 def level_table(levels: pd.DataFrame, world: str, level: str) -> dict[str, dict[str, float]]:
@@ -69,7 +77,8 @@ def level_lines(tables: dict, names: list[str], world: str, period: str, headlin
 
 def section_levels(inputs: Inputs, view: View) -> list[str]:
     """MASE at every level, the total's bias and every level's coverage, one table per world."""
-    lines = ["## Every level of the hierarchy", "", AGGREGATION, ""]
+    aggregation = AGGREGATION.format(baselines=RECONCILED[view.cfg.baselines.reconcile])
+    lines = ["## Every level of the hierarchy", "", aggregation, ""]
     lines += ["MASE uses each level's own summed training history.", ""]
     period = period_label(view.cfg)
     for world in view.worlds:
