@@ -384,8 +384,9 @@ def mean_over_origins(per_origin: list[dict]) -> dict:
     return out
 
 
-def saved_baseline_scores(paths: list[Path]) -> dict[tuple[str, str, str], dict]:
-    """{(panel, protocol, origin): its baselines' scores} from earlier runs' JSON (--baselines-from).
+def saved_scores(paths: list[Path], baselines: bool = True) -> dict[tuple[str, str, str], dict]:
+    """{(panel, protocol, origin): its baselines' scores} from earlier runs' JSON (--baselines-from), or
+    its LSTMs' (every other model's) with `baselines` False (--lstms-from).
 
     Where several files hold the same panel and origin, the first one named wins.
     """
@@ -395,7 +396,7 @@ def saved_baseline_scores(paths: list[Path]) -> dict[tuple[str, str, str], dict]
             for origin, result in record.get("origins", {}).items():
                 saved[record["name"], record["protocol"], origin] = {
                     world: {
-                        lv: {m: v for m, v in models.items() if m in BASELINES}
+                        lv: {m: v for m, v in models.items() if (m in BASELINES) == baselines}
                         for lv, models in levels.items()
                     }
                     for world, levels in result["scores"].items()
@@ -408,25 +409,34 @@ def merged(first: dict, second: dict) -> dict:
     return {w: {lv: first[w][lv] | second[w][lv] for lv in first[w]} for w in first}
 
 
-def run_case(case: Case, saved: dict[str, dict] | None = None, changes: dict | None = None) -> dict:
+def run_case(
+    case: Case, saved: dict[str, dict] | None = None, changes: dict | None = None, lstms_saved: bool = False
+) -> dict:
     """Baselines at every origin first (they fork), then the LSTMs; scores per origin and their mean.
 
-    `saved` ({origin: scores}) holds the baselines' scores of an earlier run of the same panel: they are
-    deterministic and independent of the LSTMs, so they are reused instead of refitted. `changes` are
-    params overrides (`overrides`).
+    `saved` ({origin: scores}) holds the baselines' scores of an earlier run of the same panel (the
+    LSTMs' with `lstms_saved`): they are deterministic and independent of the other side, so they are
+    reused instead of refitted. `changes` are params overrides (`overrides`).
     """
     base = suite_config(changes or {})
     source = load_source(case)
     prepared = [prepare(base, source, o, PROTOCOLS[case.protocol]) for o in case.origins]
+    fit_baselines, fit_lstms = not saved or lstms_saved, not saved or not lstms_saved
     fitted = [
-        {} if saved else backtest.baseline_forecasts(p.cfg, p.panel, *training(p), TEST_MONTHS)
+        backtest.baseline_forecasts(p.cfg, p.panel, *training(p), TEST_MONTHS) if fit_baselines else {}
         for p in prepared
     ]
     origins = {}
     for label, p, baseline in zip(case.origins, prepared, fitted, strict=True):
-        lstms = backtest.lstm_forecasts(p.cfg, p.panel, p.calendar, *training(p), TEST_MONTHS)
+        lstms = (
+            backtest.lstm_forecasts(p.cfg, p.panel, p.calendar, *training(p), TEST_MONTHS)
+            if fit_lstms
+            else {}
+        )
         scored = scores(p, lstms | baseline)
-        origins[label] = {"counts": p.counts, "scores": merged(scored, saved[label]) if saved else scored}
+        if saved:  # the LSTMs' columns first, as in a run that fits both
+            scored = merged(saved[label], scored) if lstms_saved else merged(scored, saved[label])
+        origins[label] = {"counts": p.counts, "scores": scored}
     n_series = max(o["counts"]["series"] for o in origins.values())
     return {
         "n_series": n_series,
@@ -453,35 +463,43 @@ def suite_info(quick: bool, changes: dict) -> dict:
     }
 
 
-def run_one(case: Case, saved: dict, changes: dict) -> dict:
-    """Run one case in a fresh spawned process; the record carries its wall seconds or its error."""
+def run_one(case: Case, saved: dict, changes: dict, lstms_saved: bool = False) -> dict:
+    """Run one case in a fresh spawned process; the record carries its wall seconds or its error.
+
+    `saved` holds earlier scores of the baselines, or of the LSTMs with `lstms_saved` (`saved_scores`).
+    """
     start = time.perf_counter()
     record = case._asdict() | {"name": case.name, "train_months": PROTOCOLS[case.protocol]}
     mine = {
         o: saved[case.name, case.protocol, o] for o in case.origins if (case.name, case.protocol, o) in saved
     }
     reused = len(mine) == len(case.origins)
-    record["baselines_reused"] = reused
+    record["lstms_reused" if lstms_saved else "baselines_reused"] = reused
     try:
         with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-            record |= pool.submit(run_case, case, mine if reused else None, changes).result()
+            record |= pool.submit(run_case, case, mine if reused else None, changes, lstms_saved).result()
     except Exception as exc:  # a benchmark keeps going: the failure is recorded and shown in the table
         record["error"] = f"{type(exc).__name__}: {exc}"
     return record | {"seconds": round(time.perf_counter() - start, 1)}
 
 
-def run_suite(cases: list[Case], out: Path, quick: bool, baselines_from: list[Path], changes: dict) -> dict:
+def run_suite(
+    cases: list[Case],
+    out: Path,
+    quick: bool,
+    baselines_from: list[Path],
+    changes: dict,
+    lstms_from: list[Path] = (),
+) -> dict:
     """Run every case in turn with params overrides `changes`, rewriting `out` after each; the whole
-    results object."""
-    saved = saved_baseline_scores(baselines_from)
-    results = {
-        "suite": suite_info(quick, changes) | {"baselines_from": [str(p) for p in baselines_from]},
-        "panels": [],
-    }
+    results object. At most one of `baselines_from` and `lstms_from` names files to reuse scores of."""
+    saved = saved_scores(lstms_from, baselines=False) if lstms_from else saved_scores(baselines_from)
+    reuse = {"baselines_from": [str(p) for p in baselines_from], "lstms_from": [str(p) for p in lstms_from]}
+    results = {"suite": suite_info(quick, changes) | reuse, "panels": []}
     out.parent.mkdir(parents=True, exist_ok=True)
     for i, case in enumerate(cases, start=1):
         print(f"accuracy [{i}/{len(cases)}] {case.name} {case.protocol} {','.join(case.origins)}", flush=True)
-        results["panels"].append(run_one(case, saved, changes))
+        results["panels"].append(run_one(case, saved, changes, bool(lstms_from)))
         out.write_text(json.dumps(results, indent=1) + "\n")
         print(f"accuracy [{i}/{len(cases)}] {summary_line(results['panels'][-1])}", flush=True)
     return results
@@ -536,10 +554,10 @@ def render(results: dict) -> str:
     return "\n\n".join(sections) + f"\n\n{len(results['panels'])} panels, {run}, {seconds:.0f} s in all.\n"
 
 
-def check_inputs(cases: list[Case], changes: dict, reused: list[Path]) -> None:
+def check_inputs(cases: list[Case], changes: dict, reused: list[Path], lstms_from: list[Path] = ()) -> None:
     """Exit with one line when a real panel's file is missing, the model forecasts too few months, an
-    override is not a valid params value, or reused baselines would not match overridden data or were
-    reconciled otherwise than `baselines.reconcile` says."""
+    override is not a valid params value, reused baselines would not match overridden data or were
+    reconciled otherwise than `baselines.reconcile` says, or reused LSTMs ran with other overrides."""
     missing = sorted(
         {str(DATA / REAL_FILES[c.source]) for c in cases if c.source in REAL_FILES}
         - {str(p) for p in DATA.glob("*.csv")}
@@ -562,6 +580,15 @@ def check_inputs(cases: list[Case], changes: dict, reused: list[Path]) -> None:
                 f"accuracy: {path}'s baselines are reconciled '{theirs}', baselines.reconcile is "
                 f"'{cfg.baselines.reconcile}'; add --set baselines.reconcile={theirs} or drop that file"
             )
+    if reused and lstms_from:
+        sys.exit("accuracy: --baselines-from and --lstms-from together would fit nothing; choose one")
+    mine = {k: v for k, v in changes.items() if k in LSTM_SECTIONS}
+    for path in lstms_from:
+        theirs = json.loads(path.read_text())["suite"].get("overrides", {})
+        if {k: v for k, v in theirs.items() if k in LSTM_SECTIONS} != mine:
+            sys.exit(
+                f"accuracy: {path}'s LSTMs ran with other model, train or backtest values; drop --lstms-from"
+            )
     horizon = cfg.model.horizon
     if horizon < TEST_MONTHS:
         sys.exit(f"accuracy: model.horizon {horizon} is below the protocol's {TEST_MONTHS} test months")
@@ -582,6 +609,13 @@ def main() -> None:
         help="reuse the baselines' scores of these earlier JSONs where they have the panel and origin",
     )
     parser.add_argument(
+        "--lstms-from",
+        type=Path,
+        nargs="+",
+        default=[],
+        help="reuse the LSTMs' scores of these earlier JSONs where they have the panel and origin",
+    )
+    parser.add_argument(
         "--set",
         action="append",
         default=[],
@@ -598,9 +632,9 @@ def main() -> None:
         changes = overrides(args.set)
     except SalesjaxError as exc:
         sys.exit(f"accuracy: {exc}")
-    check_inputs(cases, changes, args.baselines_from)
+    check_inputs(cases, changes, args.baselines_from, args.lstms_from)
     os.environ.setdefault("TQDM_DISABLE", "1")  # the training progress bars would drown the progress lines
-    results = run_suite(cases, args.out, args.quick, args.baselines_from, changes)
+    results = run_suite(cases, args.out, args.quick, args.baselines_from, changes, args.lstms_from)
     print(render(results))
 
 

@@ -37,6 +37,18 @@ def test_reused_baselines_must_have_been_reconciled_as_the_params_say(tmp_path):
         accuracy.check_inputs([], {"baselines": {"n_jobs": 1}}, [earlier])
 
 
+def test_reused_lstms_must_have_run_with_the_same_model_train_and_backtest_values(tmp_path):
+    earlier = tmp_path / "earlier.json"
+    earlier.write_text('{"suite": {"overrides": {"model": {"dropout": 0.4}}}, "panels": []}')
+    accuracy.check_inputs([], {"model": {"dropout": 0.4}, "baselines": {"n_jobs": 1}}, [], [earlier])
+    with pytest.raises(
+        SystemExit, match=r"ran with other model, train or backtest values; drop --lstms-from"
+    ):
+        accuracy.check_inputs([], {}, [], [earlier])
+    with pytest.raises(SystemExit, match=r"together would fit nothing"):
+        accuracy.check_inputs([], accuracy.overrides(["baselines.reconcile=bottom_up"]), [earlier], [earlier])
+
+
 def test_store_totals_are_seeded_valid_monthly_sums_of_days():
     frame = accuracy.store_totals(10)
     assert frame.equals(accuracy.store_totals(10))
