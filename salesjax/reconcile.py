@@ -42,6 +42,23 @@ def upper_rows(store: np.ndarray, category: np.ndarray) -> np.ndarray:
     return np.concatenate(rows).astype(np.float64)
 
 
+def upper_series(
+    history: np.ndarray, history_mask: np.ndarray, upper: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The upper series' revenue f64[U,T] and availability bool[U,T]: sums of their series' observed months.
+
+    A series adds nothing before its first observed month or after its last (it did not exist, or the data
+    stop). A month it misses between them is missing data, so every upper series holding it is
+    unobserved that month (and interpolated by the fit, as a series' own gap is), never summed as 0.
+    """
+    months = np.arange(history_mask.shape[1])
+    first = np.argmax(history_mask, axis=1)[:, None]
+    last = history_mask.shape[1] - 1 - np.argmax(history_mask[:, ::-1], axis=1)[:, None]
+    gap = (months >= first) & (months <= last) & ~history_mask & history_mask.any(axis=1)[:, None]
+    observed = (upper @ history_mask > 0) & ~(upper @ gap > 0)
+    return upper @ np.where(history_mask, history, 0.0), observed
+
+
 def wls(base: np.ndarray, variance: np.ndarray, upper: np.ndarray) -> np.ndarray:
     """f64[S,H] reconciled bottom forecasts from base f64[U+S,H] (upper rows first) and their variances.
 
@@ -82,8 +99,9 @@ def coherent_baselines(
     if method == "bottom_up":
         return baselines.forecast_baselines(history, history_mask, horizon, quantiles=quantiles, **options)
     upper = upper_rows(store, category)
-    stacked = np.concatenate([upper @ np.where(history_mask, history, 0.0), history])
-    stacked_mask = np.concatenate([upper @ history_mask > 0, history_mask])
+    upper_history, upper_mask = upper_series(history, history_mask, upper)
+    stacked = np.concatenate([upper_history, history])
+    stacked_mask = np.concatenate([upper_mask, history_mask])
     fitted = tuple(sorted({*quantiles, *VARIANCE_PAIR, 0.5}))
     fits = baselines.forecast_baselines(stacked, stacked_mask, horizon, quantiles=fitted, **options)
     low, median, high = (fitted.index(q) for q in (*VARIANCE_PAIR[:1], 0.5, VARIANCE_PAIR[1]))

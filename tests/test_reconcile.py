@@ -18,6 +18,22 @@ def test_upper_rows_sum_the_series_of_each_store_category_and_the_company():
     np.testing.assert_array_equal(upper[3:], [[1, 0, 1, 0, 0], [0, 1, 0, 1, 0], [0, 0, 0, 0, 1]])
 
 
+def test_an_upper_month_is_unobserved_where_a_series_misses_it_inside_its_span():
+    history = np.arange(5 * 8, dtype=float).reshape(5, 8) + 1
+    mask = np.ones_like(history, dtype=bool)
+    mask[0, 3] = False  # a gap: series 0 (store 0, category 0) has months before and after it
+    mask[4, :2] = False  # a late start: nothing to miss before it
+    mask[2] = False  # never observed
+    upper = reconcile.upper_rows(STORE, CATEGORY)
+    values, observed = reconcile.upper_series(history, mask, upper)
+    np.testing.assert_array_equal(values, upper @ np.where(mask, history, 0.0))
+    holding = upper[:, 0] > 0  # the company, store 0 and category 0
+    np.testing.assert_array_equal(observed[:, 3], ~holding)
+    assert not observed[-1, :2].any()  # category 2 is series 4 alone: nothing of it before its start
+    observed[:, 3], observed[-1, :2] = True, True
+    assert observed.all()
+
+
 def test_equal_variances_share_the_gap_equally_between_the_total_and_its_series():
     upper = np.ones((1, 2))
     base = np.array([[13.0], [4.0], [6.0]])  # total 13, series 4 + 6 = 10: a gap of 3
