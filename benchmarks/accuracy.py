@@ -536,6 +536,36 @@ def table_rows(record: dict, level: str, models: list[str]) -> list[list[str]]:
     return rows
 
 
+def relative_bias(values: dict) -> float | None:
+    """A forecast's summed error over its summed actuals (metrics.relative_bias), from its scores:
+    bias x WAPE / MAE; None where the MAE is 0 or a metric is missing."""
+    bias, wape, mae = (values.get(k) for k in ("bias", "wape", "mae"))
+    return None if None in (bias, wape, mae) or mae == 0 else bias * wape / mae
+
+
+def bias_rows(results: dict, models: list[str], within: float = 0.03) -> list[list[str]]:
+    """Markdown cells per model of its company-total relative bias over every panel, origin and world:
+    how many, their median, their mean absolute value and the share within +-`within`."""
+    rows = []
+    for model in models:
+        values = np.array(
+            [
+                b
+                for record in results["panels"]
+                for result in record.get("origins", {}).values()
+                for levels in result["scores"].values()
+                if (b := relative_bias(levels["total"].get(model, {}))) is not None
+            ]
+        )
+        if not len(values):
+            rows.append([model, "0", "-", "-", "-"])
+            continue
+        share = np.mean(np.abs(values) <= within)
+        stats = [f"{np.median(values):+.1%}", f"{np.abs(values).mean():.1%}", f"{share:.2f}"]
+        rows.append([model, str(len(values)), *stats])
+    return rows
+
+
 def render(results: dict) -> str:
     """Markdown tables of mean MASE over the origins, one per level, from a results object."""
     done = [r for r in results["panels"] if "mean" in r]
@@ -547,6 +577,11 @@ def render(results: dict) -> str:
         for record in results["panels"]:
             lines += ["| " + " | ".join(row) + " |" for row in table_rows(record, level, models)]
         sections.append(f"### MASE at level {level}\n\n" + "\n".join(lines))
+    header = ["model", "forecasts", "median", "mean absolute", "within ±3%"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in bias_rows(results, models)]
+    title = "### Company-total relative bias (summed error / summed actuals), every panel, origin and world"
+    sections.append(title + "\n\n" + "\n".join(lines))
     suite, seconds = results["suite"], sum(r["seconds"] for r in results["panels"])
     run = f"{'--quick' if suite['quick'] else 'full'} run at commit {(suite['commit'] or '?')[:10]}"
     if changes := suite.get("overrides"):  # JSONs written before --set have none

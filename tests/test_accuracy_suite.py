@@ -71,3 +71,22 @@ def test_retail_turnover_is_seeded_smooth_and_peaks_in_december():
     assert (revenue.reshape(40, -1, 12).argmax(axis=-1) == 11).mean() > 0.9  # December, every year
     yearly = revenue.reshape(40, -1, 12).sum(axis=-1)
     assert 1.0 < np.median(yearly[:, -1] / yearly[:, 0]) < 2.0  # it grows, by a few percent a year
+
+
+def test_the_bias_table_is_the_summed_error_over_the_summed_actuals_per_model():
+    actual, pred = np.array([100.0, 200.0, 100.0]), np.array([110.0, 190.0, 130.0])
+    error = pred - actual
+    values = {"bias": error.mean(), "mae": np.abs(error).mean(), "wape": np.abs(error).sum() / actual.sum()}
+    assert accuracy.relative_bias(values) == pytest.approx(error.sum() / actual.sum())  # +30 / 400
+    assert accuracy.relative_bias(values | {"mae": 0.0}) is None
+
+    def origin(*biases):  # one world's company total per model, each with a relative bias given
+        total = {m: {"bias": b, "mae": 1.0, "wape": 1.0} for m, b in biases}
+        return {"scores": {"observed": {"total": total}}}
+
+    results = {"panels": [{"origins": {"a": origin(("x", 0.01), ("y", -0.1)), "b": origin(("x", -0.05))}}]}
+    assert accuracy.bias_rows(results, ["x", "y", "z"]) == [
+        ["x", "2", "-2.0%", "3.0%", "0.50"],
+        ["y", "1", "-10.0%", "10.0%", "0.00"],
+        ["z", "0", "-", "-", "-"],
+    ]
