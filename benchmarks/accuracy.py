@@ -684,7 +684,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "accuracy.json")
     parser.add_argument("--table", action="store_true", help="print the tables of --out; run nothing")
     parser.add_argument("--max-series", type=int, help="only the panels of at most this many series")
-    parser.add_argument("--sources", nargs="+", metavar="SOURCE", help="only these sources' panels, e.g. m3")
+    parser.add_argument(
+        "--sources",
+        nargs="+",
+        choices=sorted({c.source for c in full_cases()}),
+        metavar="SOURCE",
+        help="only these sources' panels, e.g. m3 tourism",
+    )
     parser.add_argument(
         "--baselines-from",
         type=Path,
@@ -713,6 +719,8 @@ def main() -> None:
     cases = quick_cases() if args.quick else full_cases()
     cases = [c for c in cases if args.max_series is None or c.size <= args.max_series]
     cases = [c for c in cases if args.sources is None or c.source in args.sources]
+    if not cases:
+        sys.exit("accuracy: no panel has both --max-series and --sources; widen one (nothing was written)")
     try:
         changes = overrides(args.set)
     except SalesjaxError as exc:

@@ -108,3 +108,12 @@ def test_competition_series_end_their_training_in_2018_and_are_tested_on_their_o
         assert len(item["x"]) >= n_train + accuracy.TEST_MONTHS and rows["store"].iloc[0] == item["type"][0]
         assert months[-12:] == [f"2019-{m:02d}" for m in range(1, 13)]  # the test year, nothing after it
         assert rows["revenue"].to_list() == item["x"] + item["xx"][:12]  # training months end in 2018-12
+
+
+def test_a_selection_of_no_panel_stops_with_one_line_and_writes_nothing(tmp_path, monkeypatch):
+    out = tmp_path / "accuracy.json"
+    argv = ["accuracy.py", "--sources", "m3", "--max-series", "54", "--out", str(out)]
+    monkeypatch.setattr("sys.argv", argv)
+    with pytest.raises(SystemExit, match="no panel has both --max-series and --sources"):
+        accuracy.main()
+    assert not out.exists()
