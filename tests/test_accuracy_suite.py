@@ -95,7 +95,9 @@ def test_the_bias_table_is_the_summed_error_over_the_summed_actuals_per_model():
     ]
 
 
-@pytest.mark.parametrize(("source", "n_train", "n_series"), [("m3", 24, 1428), ("tourism", 96, 365)])
+@pytest.mark.parametrize(
+    ("source", "n_train", "n_series"), [("m1", 96, 111), ("m3", 24, 1428), ("tourism", 96, 365)]
+)
 def test_competition_series_end_their_training_in_2018_and_are_tested_on_their_own_test_year(
     source, n_train, n_series
 ):
