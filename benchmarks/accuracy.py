@@ -283,8 +283,8 @@ def retail_turnover(size: int) -> pd.DataFrame:
 
 def competition_frame(source: str, n_train: int) -> pd.DataFrame:
     """The monthly series of a competition (COMPETITION_FILES) with n_train + TEST_MONTHS months or more
-    before their test period, as a raw panel: store the competition's domain (M3: MICRO, INDUSTRY, ...;
-    tourism: TOURISM), category the series' name.
+    before their test period, as a raw panel: store the competition's domain (M1: MICRO1, INDUST, ...; M3:
+    MICRO, INDUSTRY, ...; tourism: TOURISM), category the series' name.
 
     The series carry no dates, so each is placed to end its training months in 2018-12: its first
     TEST_MONTHS test months are the second origin's test year (2019), its last training year the first's.
