@@ -722,7 +722,9 @@ def main() -> None:
     cases = [c for c in cases if args.max_series is None or c.size <= args.max_series]
     cases = [c for c in cases if args.sources is None or c.source in args.sources]
     if not cases:
-        sys.exit("accuracy: no panel has both --max-series and --sources; widen one (nothing was written)")
+        narrowed = {"--quick": args.quick or None, "--max-series": args.max_series, "--sources": args.sources}
+        names = " and ".join(flag for flag, value in narrowed.items() if value is not None)
+        sys.exit(f"accuracy: no panel matches {names} together; widen one (nothing was written)")
     try:
         changes = overrides(args.set)
     except SalesjaxError as exc:

@@ -112,10 +112,14 @@ def test_competition_series_end_their_training_in_2018_and_are_tested_on_their_o
         assert rows["revenue"].to_list() == item["x"] + item["xx"][:12]  # training months end in 2018-12
 
 
-def test_a_selection_of_no_panel_stops_with_one_line_and_writes_nothing(tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    ("narrowing", "named"),
+    [(["--max-series", "54"], "--max-series and --sources"), (["--quick"], "--quick and --sources")],
+)
+def test_an_empty_selection_stops_with_one_line_and_writes_nothing(narrowing, named, tmp_path, monkeypatch):
     out = tmp_path / "accuracy.json"
-    argv = ["accuracy.py", "--sources", "m3", "--max-series", "54", "--out", str(out)]
+    argv = ["accuracy.py", *narrowing, "--sources", "m3", "--out", str(out)]
     monkeypatch.setattr("sys.argv", argv)
-    with pytest.raises(SystemExit, match="no panel has both --max-series and --sources"):
+    with pytest.raises(SystemExit, match=f"no panel matches {named} together"):
         accuracy.main()
     assert not out.exists()
